@@ -1,0 +1,86 @@
+"""Time optimizer.step() of FOP against torch's Adam and SGD-momentum, in one process.
+
+Two models: (a) SB3's default PPO policy for BipedalWalker-v3 (13 tensors, 64-wide), and
+(b) an MLP with two 1024-wide hidden layers. Each repeat times every optimizer on the same
+gradients, interleaved, so machine noise hits all alike; ratios are per repeat, then medians.
+
+    python benchmarks/optimizer_step.py [--repeats 7] [--steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from fop_rl.optim import FOP
+
+OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
+    "fop-full": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4),
+    "fop-lowrank": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, structure="lowrank"),
+    "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
+    "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
+}
+
+
+def bipedal_policy() -> torch.nn.Module:
+    obs = gym.spaces.Box(-1, 1, (24,))
+    act = gym.spaces.Box(-1, 1, (4,))
+    return ActorCriticPolicy(obs, act, lambda _: 3e-4)
+
+
+def wide_mlp() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(24, 1024), torch.nn.Tanh(),
+                               torch.nn.Linear(1024, 1024), torch.nn.Tanh(),
+                               torch.nn.Linear(1024, 4))
+
+
+def time_steps(model: torch.nn.Module, make: Callable, steps: int) -> float:
+    """Seconds per step(), after warm-up steps (the first one builds FOP's state)."""
+    params = [p for p in model.parameters()]
+    gen = torch.Generator().manual_seed(0)
+    grads = [[torch.randn(p.shape, generator=gen) * 1e-2 for p in params] for _ in range(4)]
+    opt = make(params)
+    for i in range(5):
+        for p, g in zip(params, grads[i % 4], strict=True):
+            p.grad = g
+        opt.step()
+    start = time.perf_counter()
+    for i in range(steps):
+        for p, g in zip(params, grads[i % 4], strict=True):
+            p.grad = g
+        opt.step()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread, {args.repeats} repeats")
+    for label, build, steps in [("(a) SB3 BipedalWalker policy", bipedal_policy, args.steps),
+                                ("(b) MLP 1024x1024", wide_mlp, max(args.steps // 10, 10))]:
+        times: dict[str, list[float]] = {name: [] for name in OPTIMIZERS}
+        for _ in range(args.repeats):
+            for name, make in OPTIMIZERS.items():
+                torch.manual_seed(0)
+                times[name].append(time_steps(build(), make, steps))
+        print(f"\n{label}: median step time")
+        for name, ts in times.items():
+            print(f"  {name:14s} {statistics.median(ts) * 1e6:10.1f} us")
+        for fop in ("fop-full", "fop-lowrank"):
+            for base in ("adam", "sgd-momentum"):
+                ratios = [f / b for f, b in zip(times[fop], times[base], strict=True)]
+                print(f"  {fop}/{base}: median {statistics.median(ratios):.2f}x "
+                      f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""FOP against independent computations: autograd hypergradients, torch's own optimizers."""
+
+import io
+import math
+
+import pytest
+import torch
+
+from fop_rl.optim import FOP
+
+torch.set_default_dtype(torch.float64)
+
+
+def matrix_view(g: torch.Tensor, side: str = "input") -> torch.Tensor:
+    """G (d x n) as the FOP spec defines it, written independently of the optimizer."""
+    if g.dim() == 1:
+        return g[:, None]
+    if g.dim() == 2:
+        return g.T if side == "input" else g
+    o, i, kh, kw = g.shape
+    return g.reshape(o * i, kh * kw).T
+
+
+def from_view(G: torch.Tensor, shape: tuple, side: str = "input") -> torch.Tensor:
+    if len(shape) == 1:
+        return G[:, 0]
+    if len(shape) == 2:
+        return G.T if side == "input" else G
+    return G.T.reshape(shape)
+
+
+def apply_p(structure: str, normalize: bool, M: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """P(M) G with a dense P, from the spec. The optimizer keeps diagonal m as rows (n x d)."""
+    d = G.shape[0]
+    if structure == "full":
+        P = M @ M.T
+    elif structure == "lowrank":
+        P = torch.eye(d) + M @ M.T
+    elif structure == "scalar":
+        P = M.square().reshape(()) * torch.eye(d)
+    else:
+        p_diag = M.T.square()
+        scale = p_diag.numel() / p_diag.sum() if normalize else 1.0
+        return scale * p_diag * G
+    if normalize:
+        P = P * (d / torch.trace(P) if structure != "scalar" else 1 / M.square().reshape(()))
+    return P @ G
+
+
+def loss_fn(theta: torch.Tensor) -> torch.Tensor:
+    w = torch.linspace(-1.0, 2.0, theta.numel()).reshape(theta.shape)
+    return ((theta * w).sum() - 1.0) ** 2 + torch.sin(theta).square().sum() + (theta**4).sum()
+
+
+def grad_at(theta: torch.Tensor) -> torch.Tensor:
+    t = theta.detach().clone().requires_grad_(True)
+    return torch.autograd.grad(loss_fn(t), t)[0]
+
+
+CASES = [
+    # (shape, structure, side, normalize, extra kwargs)
+    ((5,), "full", "input", False, {}),
+    ((4, 6), "full", "input", False, {}),
+    ((4, 6), "full", "output", False, {}),
+    ((3, 2, 3, 3), "full", "input", False, {}),
+    ((4, 6), "lowrank", "input", False, {"rank": 2}),
+    ((4, 6), "full", "input", False, {"max_full_dim": 3, "rank": 3}),
+    ((4, 6), "scalar", "input", False, {}),
+    ((4, 6), "diagonal", "input", False, {}),
+    ((4, 6), "full", "input", True, {}),
+    ((4, 6), "lowrank", "input", True, {"rank": 2}),
+    ((5,), "diagonal", "input", True, {}),
+    ((4, 6), "scalar", "input", True, {}),
+]
+
+
+@pytest.mark.parametrize(("shape", "structure", "side", "normalize", "extra"), CASES)
+def test_hypergradient_is_autograd_derivative(shape, structure, side, normalize, extra):
+    """Step 2's update of M is M - hyper_lr * dJ(theta_1(M))/dM, and its step uses the new M."""
+    torch.manual_seed(0)
+    theta0 = torch.randn(shape) * 0.5
+    p = torch.nn.Parameter(theta0.clone())
+    eta1, eta2, h = 0.03, 0.07, 0.5
+    opt = FOP([p], lr=eta1, momentum=0.0, hyper_lr=h, hyper_optimizer="sgd",
+              structure=structure, side=side, normalize=normalize, **extra)
+    g0 = grad_at(p)
+    p.grad = g0.clone()
+    opt.step()
+    kind = "lowrank" if structure == "full" and "rank" in extra else structure
+
+    # Move to a random, non-symmetric M and the theta_1 it would have produced.
+    state = opt.state[p]
+    M = torch.randn_like(state["fop_M"]) * 0.5 + (1.0 if kind in ("scalar", "diagonal") else 0.0)
+    if kind == "full":
+        M = M + torch.eye(M.shape[0])
+    state["fop_M"].copy_(M)
+    G0 = matrix_view(g0, side)
+    with torch.no_grad():
+        p.copy_(theta0 - eta1 * from_view(apply_p(kind, normalize, M, G0), shape, side))
+
+    Mv = M.clone().requires_grad_(True)
+    theta1 = theta0 - eta1 * from_view(apply_p(kind, normalize, Mv, G0), shape, side)
+    H_ref = torch.autograd.grad(loss_fn(theta1), Mv)[0]
+
+    theta1 = p.detach().clone()
+    g1 = grad_at(p)
+    p.grad = g1.clone()
+    opt.param_groups[0]["lr"] = eta2  # takes effect in this step; the hypergradient uses eta1
+    opt.step()
+    M_new = M - h * H_ref
+    torch.testing.assert_close(state["fop_M"], M_new, rtol=1e-10, atol=1e-12)
+    D = from_view(apply_p(kind, normalize, M_new, matrix_view(g1, side)), shape, side)
+    torch.testing.assert_close(p.detach(), theta1 - eta2 * D, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(p.grad, g1, rtol=0, atol=0)  # the caller's gradient is back
+
+
+def test_hyper_adam_matches_torch_adam_on_the_exact_hypergradient():
+    torch.manual_seed(1)
+    shape, eta, h = (3, 4), 0.05, 1e-2
+    p = torch.nn.Parameter(torch.randn(shape))
+    opt = FOP([p], lr=eta, momentum=0.0, hyper_lr=h)
+    M_ref = torch.eye(4, requires_grad=True)
+    adam = torch.optim.Adam([M_ref], lr=h)
+    theta_prev = g_prev = None
+    for _ in range(5):
+        g = grad_at(p)
+        if g_prev is not None:
+            theta = theta_prev - eta * from_view(apply_p("full", False, M_ref, matrix_view(g_prev)),
+                                                  shape)
+            M_ref.grad = torch.autograd.grad(loss_fn(theta), M_ref)[0]
+            adam.step()
+        theta_prev, g_prev = p.detach().clone(), g
+        p.grad = g.clone()
+        opt.step()
+        torch.testing.assert_close(opt.state[p]["fop_M"], M_ref.detach(), rtol=1e-9, atol=1e-12)
+
+
+def make_mlp(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+
+
+def train(net: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, seed: int = 5) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randn(32, 6, generator=gen)
+        opt.zero_grad()
+        ((net(x) - x[:, :3].sin()) ** 2).mean().backward()
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    ("structure", "base", "torch_opt"),
+    [("full", "sgd", lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
+     ("scalar", "sgd", lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
+     ("diagonal", "adam", lambda ps: torch.optim.Adam(ps, lr=0.05))],
+)
+def test_zero_hyper_lr_equals_base_optimizer(structure, base, torch_opt):
+    a, b = make_mlp(), make_mlp()
+    train(a, FOP(a.parameters(), lr=0.05, momentum=0.9, hyper_lr=0.0, structure=structure,
+                 base=base), 20)
+    train(b, torch_opt(b.parameters()), 20)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("options", [{}, {"structure": "lowrank", "rank": 2, "base": "adam"},
+                                     {"hyper_optimizer": "sgd", "normalize": True}])
+def test_state_dict_round_trip_reproduces_trajectory(options):
+    straight = make_mlp()
+    opt = FOP(straight.parameters(), lr=0.05, hyper_lr=1e-2, **options)
+    train(straight, opt, 10, seed=1)
+    train(straight, opt, 10, seed=2)
+
+    first = make_mlp()
+    opt1 = FOP(first.parameters(), lr=0.05, hyper_lr=1e-2, **options)
+    train(first, opt1, 10, seed=1)
+    buffer = io.BytesIO()
+    torch.save({"model": first.state_dict(), "opt": opt1.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed = make_mlp(seed=99)
+    resumed.load_state_dict(saved["model"])
+    opt2 = FOP(resumed.parameters(), lr=0.05, hyper_lr=1e-2, **options)
+    opt2.load_state_dict(saved["opt"])
+    train(resumed, opt2, 10, seed=2)
+    for pa, pb in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    for pa, pb in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(opt.state[pa]["fop_M"], opt2.state[pb]["fop_M"], rtol=0, atol=0)
+
+
+def test_lr_set_between_steps_takes_effect():
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = FOP([p], lr=0.1, momentum=0.0, hyper_lr=0.0)
+    p.grad = torch.ones(3)
+    opt.step()
+    opt.param_groups[0]["lr"] = 0.5
+    opt.step()
+    torch.testing.assert_close(p.detach(), torch.full((3,), 1 - 0.1 - 0.5))
+
+
+def test_preconditioner_stays_psd_and_diagnostics_describe_it():
+    net = make_mlp()
+    opt = FOP(net.named_parameters(), lr=0.05, hyper_lr=0.05)
+    train(net, opt, 30)
+    info = {d.name: d for d in opt.diagnostics()}
+    assert set(info) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    w = info["0.weight"]
+    assert w.matrix.shape == (6, 6) and w.shape == (8, 6) and w.structure == "full"
+    eigs = torch.linalg.eigvalsh(w.matrix)
+    assert eigs.min() >= -1e-10
+    assert math.isclose(w.eig_min, float(eigs.min()), rel_tol=1e-6, abs_tol=1e-9)
+    assert math.isclose(w.eig_max, float(eigs.max()), rel_tol=1e-6)
+    assert math.isclose(w.frobenius_norm, float(torch.linalg.norm(w.matrix)), rel_tol=1e-9)
+    assert not math.isclose(w.frobenius_norm, math.sqrt(6), rel_tol=1e-3)  # it learned
+    assert 0.0 < w.angle_deg < 90.0
+    by_mapping = opt.diagnostics(names={p: f"x{i}" for i, p in enumerate(net.parameters())})
+    assert [d.name for d in by_mapping] == ["x0", "x1", "x2", "x3"]
+
+
+def test_lowrank_diagnostics_match_dense_eigenvalues():
+    net = torch.nn.Linear(40, 2)
+    opt = FOP(net.parameters(), lr=0.05, hyper_lr=0.05, max_full_dim=16, rank=3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        opt.zero_grad()
+        net(torch.randn(16, 40, generator=gen)).square().mean().backward()
+        opt.step()
+    weight = opt.diagnostics()[0]
+    assert weight.structure == "lowrank" and weight.matrix.shape == (40, 40)
+    eigs = torch.linalg.eigvalsh(weight.matrix)
+    assert math.isclose(weight.eig_max, float(eigs.max()), rel_tol=1e-9)
+    assert math.isclose(weight.eig_min, float(eigs.min()), rel_tol=1e-9)
+
+
+def test_nonfinite_gradient_skips_step_and_keeps_state_finite():
+    net = make_mlp()
+    opt = FOP(net.parameters(), lr=0.05, hyper_lr=1e-2)
+    train(net, opt, 3)
+    before = [p.detach().clone() for p in net.parameters()]
+    M_before = opt.state[net[0].weight]["fop_M"].clone()
+    opt.zero_grad()
+    net(torch.randn(4, 6)).sum().backward()
+    net[0].weight.grad[0, 0] = float("nan")
+    opt.step()
+    for p, b in zip(net.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), b, rtol=0, atol=0)
+    torch.testing.assert_close(opt.state[net[0].weight]["fop_M"], M_before, rtol=0, atol=0)
+    skips = {d.name: d.nonfinite_skips for d in opt.diagnostics()}
+    assert skips == {"param0": 1, "param1": 0, "param2": 0, "param3": 0}
+    train(net, opt, 3)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert all(torch.isfinite(opt.state[p]["fop_M"]).all() for p in net.parameters())
+
+
+def test_float32_and_unsupported_shapes():
+    p32 = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float32))
+    odd = torch.nn.Parameter(torch.randn(2, 2, 2, dtype=torch.float32))  # 3-D: identity
+    opt = FOP([p32, odd], lr=0.1, momentum=0.0, hyper_lr=1e-3)
+    for _ in range(3):
+        p32.grad = torch.randn(4, 3, dtype=torch.float32)
+        odd.grad = torch.ones(2, 2, 2, dtype=torch.float32)
+        before = odd.detach().clone()
+        opt.step()
+        torch.testing.assert_close(odd.detach(), before - 0.1)
+    assert opt.state[p32]["fop_M"].dtype == torch.float32
+    assert "fop_M" not in opt.state[odd]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"lr": -1.0}, "lr"), ({"hyper_lr": -1e-3}, "hyper_lr"), ({"momentum": 1.0}, "momentum"),
+     ({"momentum": -0.1}, "momentum"), ({"structure": "kfac"}, "structure"),
+     ({"side": "left"}, "side"), ({"base": "rmsprop"}, "base"), ({"rank": 0}, "rank"),
+     ({"hyper_optimizer": "lbfgs"}, "hyper_optimizer")],
+)
+def test_invalid_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=rf"invalid {name}:"):
+        FOP([torch.nn.Parameter(torch.ones(2))], **kwargs)
+
+
+def test_any_torch_optimizer_class_as_base():
+    net = make_mlp()
+    opt = FOP(net.parameters(), lr=0.01, base=torch.optim.RMSprop, base_kwargs={"alpha": 0.9})
+    train(net, opt, 5)
+    state = opt.state[net[0].weight]
+    assert "square_avg" in state["base"] and "fop_M" in state
+    assert opt.param_groups[0]["alpha"] == 0.9
