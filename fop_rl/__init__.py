@@ -1,0 +1,3 @@
+"""fop-rl: First-Order Preconditioning for reinforcement learning."""
+
+__version__ = "0.1.0"

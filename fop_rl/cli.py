@@ -1,0 +1,184 @@
+"""The ``fop-rl`` command line: train, evaluate, render, toy (and sweep, report, inspect).
+
+Bad input of any kind ends with one line ``error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fop_rl.config import ConfigError
+from fop_rl.rundir import RunError
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one ``error:`` line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage and exits 2; we want one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fop-rl", description="PPO with First-Order Preconditioning.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = commands.add_parser("train", help="train PPO (defaults: BipedalWalker-v3, fop-momentum)")
+    p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
+    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+    p.add_argument("--optimizer", help="optimizer name, e.g. momentum, adam, fop-momentum")
+    p.add_argument("--seed", type=_non_negative_int)
+    p.add_argument("--timesteps", type=_positive_int, help="total environment steps")
+    p.add_argument("--run-dir", type=Path,
+                   help="output folder (default: runs/<env>/<optimizer>/seed-<n>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set ppo.n_steps=256 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = commands.add_parser("evaluate", help="deterministic episodes of a trained run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--episodes", type=_positive_int, default=10)
+    p.add_argument("--model", choices=("best", "last"), default="best")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="video file (default: RUN_DIR/rollout.mp4)")
+    p.add_argument("--episodes", type=_positive_int, default=1)
+    p.add_argument("--model", choices=("best", "last"), default="best")
+
+    p = commands.add_parser("toy", help="SGD, SGD+FOP and Adam on a 2-D test function")
+    p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth")
+    p.add_argument("--out", type=Path, help="figure (default: toy-<problem>.png)")
+    p.add_argument("--lr", type=float, help="learning rate of SGD and SGD+FOP")
+    p.add_argument("--hyper-lr", type=float, help="FOP's hyper learning rate")
+    p.add_argument("--iterations", type=_positive_int, default=20_000)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fop_rl import config as configuration
+    from fop_rl.rundir import default_run_dir
+    from fop_rl.train import Interrupted, train
+
+    if args.resume:
+        if args.run_dir is None:
+            raise UsageError("--resume needs --run-dir")
+        given = [flag for flag, value in [("--config", args.config), ("--env", args.env_id),
+                                          ("--optimizer", args.optimizer), ("--seed", args.seed),
+                                          ("--timesteps", args.timesteps),
+                                          ("--set", args.overrides)] if value]
+        if given:
+            raise UsageError(f"--resume continues the run's own config.yaml: drop "
+                             f"{', '.join(given)}")
+        cfg = None
+    else:
+        overrides = list(args.overrides)
+        if args.optimizer:
+            overrides.append(f"training.optimizer={args.optimizer}")
+        if args.seed is not None:
+            overrides.append(f"training.seed={args.seed}")
+        if args.timesteps is not None:
+            overrides.append(f"training.total_timesteps={args.timesteps}")
+        cfg = configuration.load(args.config, args.env_id, overrides)
+    run_dir = args.run_dir or default_run_dir(cfg["env"]["id"], cfg["training"]["optimizer"],
+                                              cfg["training"]["seed"])
+    try:
+        train(cfg, run_dir, resume=args.resume, force=args.force,
+              show_progress=False if args.no_progress else None)
+    except Interrupted as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"run complete: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from fop_rl.evaluate import evaluate
+
+    result = evaluate(args.run_dir, args.episodes, args.model)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['model']} model of {args.run_dir}: mean return {result['mean']:.2f} "
+              f"+/- {result['std']:.2f} over {args.episodes} episodes")
+        for i, (r, n) in enumerate(zip(result["returns"], result["lengths"], strict=True)):
+            print(f"  episode {i}: return {r:.2f}, {n} steps")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from fop_rl.evaluate import render
+
+    out = args.out or args.run_dir / "rollout.mp4"
+    if out.suffix.lower() not in (".mp4", ".gif"):
+        raise UsageError(f"--out must end in .mp4 or .gif, got {out}")
+    if out.exists():
+        raise UsageError(f"{out} already exists: choose another --out or remove it")
+    result = render(args.run_dir, out, args.episodes, args.model)
+    returns = ", ".join(f"{r:.1f}" for r in result["returns"])
+    print(f"wrote {out}: {result['frames']} frames, returns {returns}")
+    return 0
+
+
+def cmd_toy(args: argparse.Namespace) -> int:
+    from fop_rl import toy
+
+    trajectories = toy.compare(args.problem, args.lr, args.hyper_lr, args.iterations)
+    for t in trajectories:
+        reached = (f"{t.iterations_to_tol} iterations" if t.iterations_to_tol is not None
+                   else f"not within {args.iterations} iterations")
+        print(f"{t.name:8s} loss < 1e-6 after {reached}")
+    out = args.out or Path(f"toy-{args.problem}.png")
+    toy.plot(args.problem, trajectories, str(out))
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "toy": cmd_toy}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

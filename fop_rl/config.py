@@ -1,0 +1,205 @@
+"""Run configuration: one YAML per environment (rl-baselines3-zoo style), validated up front.
+
+A config has four sections: ``env`` (environment and normalisation), ``training`` (budget,
+seed, optimizer name, evaluation and checkpoint cadence), ``ppo`` (SB3 PPO hyperparameters)
+and ``optimizers`` (one entry per optimizer name: its learning rate and options). Every key
+is checked against :data:`SCHEMA` before anything starts: a misspelt key, a wrong type or an
+out-of-range value is a :class:`ConfigError` naming the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
+
+ENV_IDS = ("BipedalWalker-v3", "BipedalWalkerHardcore-v3")
+DEFAULT_ENV = "BipedalWalker-v3"
+
+
+class ConfigError(ValueError):
+    """A config that cannot run: the message names the source, the key and the reason."""
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _at_least_one(v: Any) -> str | None:
+    return None if v >= 1 else "must be >= 1"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _unit(v: Any) -> str | None:
+    return None if 0 <= v <= 1 else "must be in [0, 1]"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+_NUMBER = (int, float)
+# section -> key -> (accepted types, check or None)
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]]] = {
+    "env": {
+        "id": ((str,), _one_of(*ENV_IDS)),
+        "n_envs": ((int,), _at_least_one),
+        "max_episode_steps": ((int,), _at_least_one),
+        "vec_env": ((str,), _one_of("dummy", "subproc")),
+        "norm_obs": ((bool,), None),
+        "norm_reward": ((bool,), None),
+        "clip_obs": (_NUMBER, _positive),
+    },
+    "training": {
+        "total_timesteps": ((int,), _at_least_one),
+        "seed": ((int,), _non_negative),
+        "optimizer": ((str,), _one_of(*OPTIMIZERS)),
+        "eval_freq": ((int,), _at_least_one),
+        "n_eval_episodes": ((int,), _at_least_one),
+        "checkpoint_freq": ((int,), _at_least_one),
+        "diagnostics_image_every": ((int,), _at_least_one),
+        "lr_schedule": ((str,), _one_of("constant", "linear")),
+    },
+    "ppo": {
+        "n_steps": ((int,), _at_least_one),
+        "batch_size": ((int,), _at_least_one),
+        "n_epochs": ((int,), _at_least_one),
+        "gamma": (_NUMBER, _unit),
+        "gae_lambda": (_NUMBER, _unit),
+        "clip_range": (_NUMBER, _positive),
+        "ent_coef": (_NUMBER, _non_negative),
+        "vf_coef": (_NUMBER, _non_negative),
+        "max_grad_norm": (_NUMBER, _positive),
+        "net_arch": ((list,), None),
+    },
+}
+# every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
+OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {
+    "lr": (_NUMBER, _positive),
+    "momentum": (_NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
+    "eps": (_NUMBER, _positive),
+    "hyper_lr": (_NUMBER, _non_negative),
+    "hyper_optimizer": ((str,), _one_of("adam", "sgd")),
+    "side": ((str,), _one_of("input", "output")),
+    "rank": ((int,), _at_least_one),
+    "max_full_dim": ((int,), _at_least_one),
+}
+
+
+def config_files() -> dict[str, Path]:
+    """The packaged configs, by environment id."""
+    folder = resources.files("fop_rl") / "configs"
+    found = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".yaml"):
+            path = Path(str(entry))
+            found[yaml.safe_load(path.read_text())["env"]["id"]] = path
+    return found
+
+
+def load(path: str | Path | None = None, env_id: str | None = None,
+         overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a config (the packaged one for ``env_id`` when no path), apply KEY=VALUE overrides
+    (dotted keys, YAML values) and validate it."""
+    if path is None:
+        env_id = env_id or DEFAULT_ENV
+        files = config_files()
+        if env_id not in files:
+            raise ConfigError(f"unknown environment {env_id!r}: choose one of {', '.join(files)}")
+        path = files[env_id]
+    source = str(path)
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {source} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {source}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(config).__name__}")
+    if env_id is not None:
+        config.setdefault("env", {})["id"] = env_id
+    for item in overrides:
+        set_key(config, item, source="--set")
+    validate(config, source)
+    return config
+
+
+def set_key(config: dict[str, Any], item: str, source: str) -> None:
+    """Apply one ``section.key=value`` override in place."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, for example ppo.n_steps=256")
+    parts = key.split(".")
+    node = config
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source} {item!r}: {part} is not a section")
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"{source} {item!r}: value is not valid YAML") from None
+
+
+def validate(config: dict[str, Any], source: str) -> None:
+    """Raise ConfigError on the first unknown key, wrong type or out-of-range value."""
+    for section in config:
+        if section not in (*SCHEMA, "optimizers"):
+            raise ConfigError(f"{source}: unknown section {section!r} "
+                              f"(known: {', '.join((*SCHEMA, 'optimizers'))})")
+    for section, keys in SCHEMA.items():
+        values = config.get(section)
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {section!r} is missing or not a mapping")
+        for key in keys:
+            if key not in values:
+                raise ConfigError(f"{source}: {section}.{key} is missing")
+        for key, value in values.items():
+            if key not in keys:
+                raise ConfigError(f"{source}: unknown key {section}.{key} "
+                                  f"(known: {', '.join(keys)})")
+            _check(source, f"{section}.{key}", value, *keys[key])
+    optimizers = config.get("optimizers")
+    if not isinstance(optimizers, dict):
+        raise ConfigError(f"{source}: section 'optimizers' is missing or not a mapping")
+    for name, options in optimizers.items():
+        if name not in OPTIMIZERS:
+            raise ConfigError(f"{source}: unknown optimizer optimizers.{name} "
+                              f"(known: {', '.join(OPTIMIZERS)})")
+        if not isinstance(options, dict) or "lr" not in options:
+            raise ConfigError(f"{source}: optimizers.{name} must be a mapping with an lr")
+        for key, value in options.items():
+            if key not in OPTIMIZER_KEYS[name]:
+                raise ConfigError(f"{source}: unknown key optimizers.{name}.{key} "
+                                  f"(known: {', '.join(OPTIMIZER_KEYS[name])})")
+            _check(source, f"optimizers.{name}.{key}", value, *OPTIMIZER_OPTIONS[key])
+    chosen = config["training"]["optimizer"]
+    if chosen not in optimizers:
+        raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
+                          "under optimizers")
+    ppo, n_envs = config["ppo"], config["env"]["n_envs"]
+    if ppo["batch_size"] > ppo["n_steps"] * n_envs:
+        raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) must be at most "
+                          f"ppo.n_steps * env.n_envs ({ppo['n_steps'] * n_envs})")
+
+
+def _check(source: str, key: str, value: Any, types: tuple[type, ...],
+           check: Callable[[Any], str | None] | None) -> None:
+    # bool is an int in Python: accept it only where a bool is asked for
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        wanted = " or ".join(t.__name__ for t in types)
+        raise ConfigError(f"{source}: {key} must be {wanted}, got {value!r}")
+    reason = check(value) if check else None
+    if reason:
+        raise ConfigError(f"{source}: {key} {reason}, got {value!r}")
+

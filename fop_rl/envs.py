@@ -1,0 +1,58 @@
+"""Vectorised, normalised BipedalWalker environments, as rl-baselines3-zoo builds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnv,
+    VecNormalize,
+)
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training ones
+
+
+def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
+                   monitor_dir: Path | None) -> VecNormalize:
+    """``n_envs`` Monitor-wrapped copies with the configured time limit, under VecNormalize.
+
+    Rewards are scaled by the running std of the return discounted with PPO's ``gamma``.
+    """
+    venv = _vec_env(env_cfg, env_cfg["n_envs"], seed, monitor_dir)
+    return VecNormalize(venv, norm_obs=env_cfg["norm_obs"], norm_reward=env_cfg["norm_reward"],
+                        clip_obs=env_cfg["clip_obs"], gamma=gamma)
+
+
+def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: Path | None = None,
+                  render_mode: str | None = None) -> VecNormalize:
+    """One environment whose normalisation is frozen and leaves rewards raw.
+
+    With ``stats``, the statistics saved beside a model; else they are synced from the
+    training env before each evaluation (SB3's EvalCallback does that).
+    """
+    venv = _vec_env(env_cfg, 1, seed + EVAL_SEED_OFFSET, None, render_mode=render_mode)
+    if stats is not None:
+        env = VecNormalize.load(str(stats), venv)
+    else:
+        env = VecNormalize(venv, norm_obs=env_cfg["norm_obs"], norm_reward=False,
+                           clip_obs=env_cfg["clip_obs"])
+    env.training = False
+    env.norm_reward = False
+    return env
+
+
+def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path | None,
+             render_mode: str | None = None) -> VecEnv:
+    env_kwargs = {"max_episode_steps": env_cfg["max_episode_steps"]}
+    if render_mode is not None:
+        env_kwargs["render_mode"] = render_mode
+    vec_cls = SubprocVecEnv if env_cfg["vec_env"] == "subproc" and n_envs > 1 else DummyVecEnv
+    return make_vec_env(
+        env_cfg["id"], n_envs=n_envs, seed=seed,
+        monitor_dir=None if monitor_dir is None else str(monitor_dir),
+        env_kwargs=env_kwargs, vec_env_cls=vec_cls,
+    )

@@ -1,0 +1,101 @@
+"""Evaluate a trained run and render it to video, with its saved normalisation frozen."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from fop_rl import rundir
+from fop_rl.envs import make_eval_env
+from fop_rl.rundir import RunError
+
+
+@dataclass
+class LoadedRun:
+    config: dict
+    model_path: Path
+    stats_path: Path
+
+
+def locate(run_dir: Path, which: str = "best") -> LoadedRun:
+    """The model file (``best`` or ``last``) of a run and the statistics saved with it."""
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist")
+    if not (run_dir / rundir.CONFIG).exists():
+        raise RunError(f"{run_dir} is not a run directory: it has no {rundir.CONFIG}")
+    names = {"best": (rundir.BEST_MODEL, rundir.BEST_VECNORM), "last": (rundir.MODEL,
+                                                                         rundir.VECNORM)}
+    model_name, stats_name = names[which]
+    model_path, stats_path = run_dir / model_name, run_dir / stats_name
+    if not model_path.exists() or not stats_path.exists():
+        raise RunError(f"{run_dir} has no {which} model yet ({model_name} with {stats_name})")
+    return LoadedRun(rundir.read_config(run_dir), model_path, stats_path)
+
+
+def load_model(path: Path) -> PPO:
+    """PPO.load, with a clear error for a file that is not a model of ours."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if "data" not in z.namelist():
+                raise RunError(f"{path} is not a stable-baselines3 model (no 'data' entry)")
+        return PPO.load(path, device="cpu")
+    except RunError:
+        raise
+    except zipfile.BadZipFile:
+        raise RunError(f"{path} is not a valid model file (not a zip archive)") from None
+    except Exception as e:  # SB3 raises many kinds for truncated or foreign archives
+        raise RunError(f"cannot load {path}: {type(e).__name__}: {e}") from None
+
+
+def evaluate(run_dir: Path, episodes: int = 10, which: str = "best") -> dict:
+    """Deterministic episodes of the run's model on a fresh evaluation environment."""
+    run = locate(run_dir, which)
+    model = load_model(run.model_path)
+    env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path)
+    try:
+        returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes,
+                                           deterministic=True, return_episode_rewards=True)
+    finally:
+        env.close()
+    return {"run_dir": str(run_dir), "model": which, "episodes": episodes,
+            "mean": float(np.mean(returns)), "std": float(np.std(returns)),
+            "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
+
+
+def render(run_dir: Path, out: Path, episodes: int = 1, which: str = "best",
+           fps: int = 50) -> dict:
+    """Write a video of deterministic episodes: mp4, or gif when ``out`` ends in .gif."""
+    from moviepy import ImageSequenceClip
+
+    run = locate(run_dir, which)
+    model = load_model(run.model_path)
+    env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path,
+                        render_mode="rgb_array")
+    frames, returns = [], []
+    try:
+        for _ in range(episodes):
+            obs, done, total = env.reset(), False, 0.0
+            frames.append(env.render())
+            while not done:
+                action, _ = model.predict(obs, deterministic=True)
+                obs, _, dones, _ = env.step(action)
+                # the vector env resets itself at the end: its render would show the next start
+                done = bool(dones[0])
+                total += float(env.get_original_reward()[0])
+                if not done:
+                    frames.append(env.render())
+            returns.append(total)
+    finally:
+        env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clip = ImageSequenceClip(frames, fps=fps)
+    if out.suffix.lower() == ".gif":
+        clip.write_gif(str(out), fps=fps, logger=None)
+    else:
+        clip.write_videofile(str(out), fps=fps, codec="libx264", audio=False, logger=None)
+    return {"out": str(out), "frames": len(frames), "returns": returns}

@@ -1,0 +1,44 @@
+"""Optimizer names of the CLI and configs, turned into SB3's optimizer_class / optimizer_kwargs.
+
+Every name trains the policy and value networks (one SB3 optimizer covers both) through
+``PPO(policy_kwargs=dict(optimizer_class=..., optimizer_kwargs=...))``; the learning rate
+goes to PPO itself, which hands it to the optimizer and schedules it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fop_rl.optim import FOP
+
+_FOP = ("hyper_lr", "hyper_optimizer", "side", "rank", "max_full_dim")
+
+# name -> (class, fixed kwargs, options a config may set besides lr)
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[str, ...]]] = {
+    "momentum": (torch.optim.SGD, {}, ("momentum",)),
+    "adam": (torch.optim.Adam, {}, ("eps",)),
+    "fop-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
+    "fop-adam": (FOP, {"structure": "full", "base": "adam"}, (*_FOP, "eps")),
+    "fop-norm-momentum": (FOP, {"structure": "full", "normalize": True}, ("momentum", *_FOP)),
+    "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
+    "pphd-momentum": (FOP, {"structure": "diagonal"},
+                      ("momentum", "hyper_lr", "hyper_optimizer")),
+}
+OPTIMIZER_KEYS = {name: ("lr", *options) for name, (_, _, options) in OPTIMIZERS.items()}
+
+
+def policy_optimizer(name: str, options: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+    """(optimizer_class, optimizer_kwargs) for SB3, from a name and its config entry."""
+    cls, fixed, _ = OPTIMIZERS[name]
+    kwargs = {**fixed, **{k: v for k, v in options.items() if k != "lr"}}
+    if name == "adam":
+        kwargs.setdefault("eps", 1e-5)  # SB3's default, which it drops once kwargs are given
+    elif "eps" in kwargs:  # fop-adam: eps belongs to the Adam base
+        kwargs["base_kwargs"] = {"eps": kwargs.pop("eps")}
+    return cls, kwargs
+
+
+def is_fop(name: str) -> bool:
+    return OPTIMIZERS[name][0] is FOP

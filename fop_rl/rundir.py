@@ -1,0 +1,88 @@
+"""The run directory: what a training run leaves on disk, and its status file run.json.
+
+    <run_dir>/config.yaml            the fully resolved config: the run can be redone from it
+              run.json               status (running|interrupted|complete|failed), progress,
+                                     wall time, env steps/s, package versions
+              model.zip              the last model (optimizer state inside)
+              vecnormalize.pkl       its normalisation statistics
+              best_model.zip         the best evaluated model, and best_vecnormalize.pkl
+              evaluations.npz        SB3 EvalCallback's record (timesteps, results, ep_lengths)
+              monitor/               per-env episode logs (SB3 Monitor)
+              progress.csv, tb/      SB3 logger output: CSV and TensorBoard
+              checkpoints/step-N/    periodic checkpoints; checkpoints/latest names the newest
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import stable_baselines3
+import torch
+import yaml
+
+import fop_rl
+
+CONFIG, RUN_JSON = "config.yaml", "run.json"
+MODEL, VECNORM = "model.zip", "vecnormalize.pkl"
+BEST_MODEL, BEST_VECNORM = "best_model.zip", "best_vecnormalize.pkl"
+EVALUATIONS = "evaluations.npz"
+CHECKPOINTS = "checkpoints"
+
+
+class RunError(Exception):
+    """A run directory that cannot be used as asked, for a reason the user can fix."""
+
+
+def default_run_dir(env_id: str, optimizer: str, seed: int, root: str | Path = "runs") -> Path:
+    return Path(root) / env_id / optimizer / f"seed-{seed}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers see the old or the new file, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / RUN_JSON).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Update run.json with ``fields`` (other fields kept)."""
+    status = read_status(run_dir) or {}
+    status.update(fields)
+    atomic_write_text(run_dir / RUN_JSON, json.dumps(status, indent=2) + "\n")
+    return status
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+            "gymnasium": gymnasium.__version__, "fop_rl": fop_rl.__version__}
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((run_dir / CONFIG).read_text())
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / CHECKPOINTS / "latest"
+    if not pointer.exists():
+        return None
+    path = run_dir / CHECKPOINTS / pointer.read_text().strip()
+    return path if path.is_dir() else None

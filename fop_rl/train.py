@@ -1,0 +1,162 @@
+"""A training run, top to bottom: config -> environments + PPO with its optimizer -> callbacks
+-> run directory."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecNormalize
+
+from fop_rl import rundir
+from fop_rl.callbacks import (
+    FOPDiagnostics,
+    PeriodicCheckpoint,
+    RunMonitor,
+    SaveVecNormalizeOnBest,
+    save_checkpoint,
+)
+from fop_rl.envs import make_eval_env, make_train_env
+from fop_rl.optimizers import policy_optimizer
+from fop_rl.rundir import RunError
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C or SIGTERM; a checkpoint was saved."""
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run unless asked: nothing on disk is lost by mistake."""
+    if resume:
+        if rundir.latest_checkpoint(run_dir) is None:
+            raise RunError(f"{run_dir} has no checkpoint to resume from")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            status = (rundir.read_status(run_dir) or {}).get("status", "unknown")
+            raise RunError(f"{run_dir} already holds a run (status: {status}); use --resume to "
+                           "continue it or --force to start over")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def learning_rate(config: dict[str, Any]):
+    lr = config["optimizers"][config["training"]["optimizer"]]["lr"]
+    if config["training"]["lr_schedule"] == "linear":
+        return lambda progress_remaining: progress_remaining * lr
+    return lr
+
+
+def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
+    name = config["training"]["optimizer"]
+    optimizer_class, optimizer_kwargs = policy_optimizer(name, config["optimizers"][name])
+    ppo = dict(config["ppo"])
+    net_arch = ppo.pop("net_arch")
+    return PPO(
+        "MlpPolicy", env, learning_rate=learning_rate(config), seed=config["training"]["seed"],
+        policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch), optimizer_class=optimizer_class,
+                           optimizer_kwargs=optimizer_kwargs),
+        device="cpu", verbose=0, **ppo,
+    )
+
+
+def _restore_evaluations(evaluation: EvalCallback, checkpoint: Path, up_to: int) -> None:
+    """Continue the evaluation record of the checkpoint (nothing after its step)."""
+    path = checkpoint / rundir.EVALUATIONS
+    if not path.exists():
+        return
+    with np.load(path) as data:
+        keep = data["timesteps"] <= up_to
+        evaluation.evaluations_timesteps = data["timesteps"][keep].tolist()
+        evaluation.evaluations_results = [list(r) for r in data["results"][keep]]
+        evaluation.evaluations_length = [list(r) for r in data["ep_lengths"][keep]]
+    if evaluation.evaluations_results:
+        evaluation.best_mean_reward = float(max(np.mean(r) for r in
+                                                evaluation.evaluations_results))
+
+
+def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bool = False,
+          show_progress: bool | None = None) -> Path:
+    """Train PPO as ``config`` says into ``run_dir`` (or continue it), and return run_dir.
+
+    Raises RunError before anything starts when the run directory forbids it, and
+    Interrupted after saving a checkpoint when stopped by Ctrl-C or SIGTERM.
+    """
+    prepare_run_dir(run_dir, resume, force)
+    if resume:
+        config = rundir.read_config(run_dir)
+    else:
+        rundir.write_config(run_dir, config)
+    env_cfg, training = config["env"], config["training"]
+    seed, total = training["seed"], training["total_timesteps"]
+    torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs
+    set_random_seed(seed)     # in parallel must not fight over cores
+    rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
+                        optimizer=training["optimizer"], seed=seed, total_timesteps=total,
+                        versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+
+    (run_dir / "monitor").mkdir(exist_ok=True)
+    env = make_train_env(env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor")
+    eval_env = make_eval_env(env_cfg, seed)
+    checkpoint = rundir.latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        env = VecNormalize.load(str(checkpoint / rundir.VECNORM), env.venv)
+        model = PPO.load(checkpoint / rundir.MODEL, env=env, device="cpu")
+    else:
+        model = build_model(config, env)
+    model.set_logger(configure(str(run_dir / "tb"), ["csv", "tensorboard"]))
+
+    evaluation = EvalCallback(
+        eval_env, eval_freq=max(training["eval_freq"] // env_cfg["n_envs"], 1),
+        n_eval_episodes=training["n_eval_episodes"], deterministic=True,
+        best_model_save_path=str(run_dir), log_path=str(run_dir), verbose=0,
+        callback_on_new_best=SaveVecNormalizeOnBest(run_dir / rundir.BEST_VECNORM),
+    )
+    # EvalCallback counts its own calls (one per env step of all envs): align a resumed run
+    # with the evaluation grid of the uninterrupted one.
+    evaluation.n_calls = model.num_timesteps // env_cfg["n_envs"]
+    if checkpoint is not None:
+        _restore_evaluations(evaluation, checkpoint, model.num_timesteps)
+    monitor = RunMonitor(run_dir, total, evaluation, show_bar=show_progress)
+    callbacks = CallbackList([
+        evaluation, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
+        FOPDiagnostics(training["diagnostics_image_every"]),
+    ])
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        try:
+            model.learn(total_timesteps=max(total - model.num_timesteps, 0), callback=callbacks,
+                        reset_num_timesteps=checkpoint is None)
+        except KeyboardInterrupt:
+            save_checkpoint(model, run_dir)
+            monitor.write_status(status="interrupted")
+            raise Interrupted(f"interrupted at {model.num_timesteps} steps, checkpoint saved; "
+                              f"continue with: fop-rl train --run-dir {run_dir} --resume"
+                              ) from None
+        except Exception as e:
+            monitor.write_status(status="failed", error=f"{type(e).__name__}: {e}")
+            raise
+        model.save(run_dir / rundir.MODEL)
+        env.save(str(run_dir / rundir.VECNORM))
+        save_checkpoint(model, run_dir)
+        monitor.write_status(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        monitor.close()
+        env.close()
+        eval_env.close()
+    return run_dir
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
