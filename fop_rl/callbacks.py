@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -189,3 +190,34 @@ class RunMonitor(BaseCallback):
             self.bar.update(self.task, completed=self.num_timesteps)
             self.bar.stop()
             self.bar = None
+
+
+class StopOnSignal(BaseCallback):
+    """Ends training cleanly at the next environment step after Ctrl-C or SIGTERM.
+
+    Raising from the signal handler could land anywhere (inside an import, a save); a flag
+    checked between steps cannot. A second signal interrupts at once.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopOnSignal:
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _on_step(self) -> bool:
+        return not self.requested

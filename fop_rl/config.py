@@ -9,6 +9,7 @@ out-of-range value is a :class:`ConfigError` naming the file, the key and the re
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -146,9 +147,13 @@ def set_key(config: dict[str, Any], item: str, source: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"{source} {item!r}: {part} is not a section")
     try:
-        node[parts[-1]] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
         raise ConfigError(f"{source} {item!r}: value is not valid YAML") from None
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string: a number is meant
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    node[parts[-1]] = value
 
 
 def validate(config: dict[str, Any], source: str) -> None:

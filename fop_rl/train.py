@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from fop_rl.callbacks import (
     PeriodicCheckpoint,
     RunMonitor,
     SaveVecNormalizeOnBest,
+    StopOnSignal,
     save_checkpoint,
 )
 from fop_rl.envs import make_eval_env, make_train_env
@@ -127,36 +127,33 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     if checkpoint is not None:
         _restore_evaluations(evaluation, checkpoint, model.num_timesteps)
     monitor = RunMonitor(run_dir, total, evaluation, show_bar=show_progress)
+    stop = StopOnSignal()
     callbacks = CallbackList([
         evaluation, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
-        FOPDiagnostics(training["diagnostics_image_every"]),
+        FOPDiagnostics(training["diagnostics_image_every"]), stop,
     ])
-
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        try:
-            model.learn(total_timesteps=max(total - model.num_timesteps, 0), callback=callbacks,
-                        reset_num_timesteps=checkpoint is None)
-        except KeyboardInterrupt:
-            save_checkpoint(model, run_dir)
-            monitor.write_status(status="interrupted")
-            raise Interrupted(f"interrupted at {model.num_timesteps} steps, checkpoint saved; "
-                              f"continue with: fop-rl train --run-dir {run_dir} --resume"
-                              ) from None
-        except Exception as e:
-            monitor.write_status(status="failed", error=f"{type(e).__name__}: {e}")
-            raise
+        with stop:
+            try:
+                model.learn(total_timesteps=max(total - model.num_timesteps, 0),
+                            callback=callbacks, reset_num_timesteps=checkpoint is None)
+            except KeyboardInterrupt:  # a second signal, or one before training began
+                stop.requested = True
+            except Exception as e:
+                monitor.write_status(status="failed", error=f"{type(e).__name__}: {e}")
+                raise
+            if stop.requested:
+                save_checkpoint(model, run_dir)
+                monitor.write_status(status="interrupted")
+                raise Interrupted(f"interrupted at {model.num_timesteps} steps, checkpoint "
+                                  f"saved; continue with: fop-rl train --run-dir {run_dir} "
+                                  "--resume")
         model.save(run_dir / rundir.MODEL)
         env.save(str(run_dir / rundir.VECNORM))
         save_checkpoint(model, run_dir)
         monitor.write_status(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     finally:
-        signal.signal(signal.SIGTERM, previous)
         monitor.close()
         env.close()
         eval_env.close()
     return run_dir
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt

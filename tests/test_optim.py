@@ -8,7 +8,13 @@ import torch
 
 from fop_rl.optim import FOP
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64_by_default():
+    """Tight tolerances need float64; other test modules keep torch's float32 default."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
 
 
 def matrix_view(g: torch.Tensor, side: str = "input") -> torch.Tensor:

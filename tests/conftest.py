@@ -1,0 +1,46 @@
+"""Shared helpers: tiny but real training runs, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fop_rl.cli import main
+
+# Real BipedalWalker PPO, a few thousand steps: small rollouts, short episodes and evaluations.
+TINY = [
+    "env.n_envs=2", "env.max_episode_steps=200", "ppo.n_steps=128", "ppo.batch_size=64",
+    "ppo.n_epochs=2", "training.eval_freq=512", "training.n_eval_episodes=2",
+    "training.checkpoint_freq=512",
+]
+
+
+def tiny_args(*extra: str) -> list[str]:
+    args = []
+    for item in TINY:
+        args += ["--set", item]
+    return [*args, "--no-progress", *extra]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """``fop-rl ARGV`` in this process: (exit status, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def cli_subprocess(*argv: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fop_rl.cli", *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One complete fop-momentum run on BipedalWalker-v3 (1024 steps), shared read-only."""
+    run_dir = tmp_path_factory.mktemp("runs") / "walker"
+    assert main(["train", "--timesteps", "1024", "--seed", "3", "--run-dir", str(run_dir),
+                 "--set", "optimizers.fop-momentum.hyper_lr=1e-3", *tiny_args()]) == 0
+    return run_dir

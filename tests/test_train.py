@@ -1,0 +1,238 @@
+"""The training pipeline end to end, on real BipedalWalker environments and real files."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fop_rl import config, rundir
+from fop_rl.optim import FOP
+from tests.conftest import cli_subprocess, run_cli, tiny_args
+
+RUN_FILES = ["config.yaml", "run.json", "model.zip", "best_model.zip", "vecnormalize.pkl",
+             "best_vecnormalize.pkl", "evaluations.npz", "monitor/0.monitor.csv",
+             "monitor/1.monitor.csv", "checkpoints/latest", "tb/progress.csv"]
+
+
+def test_train_writes_the_whole_run_directory(trained_run: Path):
+    for name in RUN_FILES:
+        assert (trained_run / name).exists(), name
+    status = json.loads((trained_run / "run.json").read_text())
+    assert status["status"] == "complete" and status["timesteps_done"] == 1024
+    assert status["env_steps_per_s"] > 0 and status["wall_time_s"] > 0
+    assert set(status["versions"]) >= {"torch", "stable_baselines3", "gymnasium"}
+    saved = rundir.read_config(trained_run)
+    assert saved["training"]["seed"] == 3 and saved["ppo"]["n_steps"] == 128
+    config.validate(saved, "config.yaml")  # reproducible from the directory alone
+    with np.load(trained_run / "evaluations.npz") as ev:
+        assert ev["timesteps"].tolist() == [512, 1024]
+        assert ev["results"].shape == (2, 2) and ev["ep_lengths"].shape == (2, 2)
+
+
+def test_tensorboard_has_fop_diagnostics(trained_run: Path):
+    events = next((trained_run / "tb").glob("events.out.tfevents.*"))
+    acc = EventAccumulator(str(events), size_guidance={"images": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    name = "mlp_extractor.policy_net.0.weight"
+    for stat in ("p_norm", "eig_min", "eig_max", "angle_deg", "nonfinite_skips"):
+        assert f"fop/{name}/{stat}" in tags["scalars"]
+    assert f"fop_p/{name}" in tags["histograms"]
+    assert "fop/P" in tags["images"]
+    assert "eval/mean_reward" in tags["scalars"]
+    norms = [e.value for e in acc.Scalars(f"fop/{name}/p_norm")]
+    assert all(np.isfinite(norms)) and norms[-1] != pytest.approx(np.sqrt(24), rel=1e-4)
+
+
+def test_evaluate_json_and_text(trained_run: Path, capsys):
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--episodes", "2", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert len(result["returns"]) == 2 and result["model"] == "best"
+    assert result["mean"] == pytest.approx(np.mean(result["returns"]))
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--episodes", "1", "--model", "last")
+    assert code == 0 and "mean return" in out and "episode 0" in out
+
+
+def test_evaluate_is_deterministic(trained_run: Path, capsys):
+    first = json.loads(run_cli(capsys, "evaluate", trained_run, "--episodes", "2", "--json")[1])
+    again = json.loads(run_cli(capsys, "evaluate", trained_run, "--episodes", "2", "--json")[1])
+    assert first["returns"] == again["returns"]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_render_writes_a_readable_video(trained_run: Path, tmp_path: Path, capsys, suffix):
+    out = tmp_path / f"agent{suffix}"
+    code, stdout, _ = run_cli(capsys, "render", trained_run, "--out", out)
+    assert code == 0, stdout
+    frames = iio.imread(out)
+    assert frames.ndim == 4 and frames.shape[0] > 10 and frames.shape[-1] == 3
+    assert frames.std() > 0  # not a blank video
+
+
+def test_hardcore_terrain_trains(tmp_path: Path, capsys):
+    run_dir = tmp_path / "hardcore"
+    code, _, err = run_cli(capsys, "train", "--env", "BipedalWalkerHardcore-v3", "--optimizer",
+                           "momentum", "--timesteps", "512", "--run-dir", run_dir, *tiny_args())
+    assert code == 0, err
+    for name in RUN_FILES:
+        assert (run_dir / name).exists(), name
+    assert rundir.read_config(run_dir)["env"]["id"] == "BipedalWalkerHardcore-v3"
+    code, out, _ = run_cli(capsys, "evaluate", run_dir, "--episodes", "1", "--json")
+    assert code == 0 and len(json.loads(out)["returns"]) == 1
+
+
+def test_same_seed_gives_identical_evaluations(tmp_path: Path, capsys):
+    results = []
+    for name in ("a", "b"):
+        code, _, err = run_cli(capsys, "train", "--timesteps", "512", "--seed", "7", "--run-dir",
+                               tmp_path / name, *tiny_args())
+        assert code == 0, err
+        with np.load(tmp_path / name / "evaluations.npz") as ev:
+            results.append((ev["timesteps"].copy(), ev["results"].copy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_interrupted_run_resumes_to_the_end(tmp_path: Path, capsys):
+    run_dir = tmp_path / "run"
+    proc = cli_subprocess("train", "--timesteps", "3072", "--run-dir", run_dir, *tiny_args())
+    deadline = time.monotonic() + 240
+    while rundir.latest_checkpoint(run_dir) is None and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    status = rundir.read_status(run_dir)
+    assert status["status"] == "interrupted" and status["timesteps_done"] < 3072
+    stopped_at = int(rundir.latest_checkpoint(run_dir).name.removeprefix("step-"))
+
+    code, _, err = run_cli(capsys, "train", "--run-dir", run_dir, "--resume", "--no-progress")
+    assert code == 0, err
+    status = rundir.read_status(run_dir)
+    # SB3 collects whole rollouts (2 envs x 128 steps): the run ends within one of the total
+    assert status["status"] == "complete" and 3072 <= status["timesteps_done"] < 3072 + 256
+    with np.load(run_dir / "evaluations.npz") as ev:
+        assert ev["timesteps"].tolist() == list(range(512, 3073, 512))  # no gap, no repeat
+    events = sorted((run_dir / "tb").glob("events.out.tfevents.*"))
+    steps = []
+    for path in events:
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        steps += [e.step for e in acc.Scalars("eval/mean_reward")]
+    assert max(steps) >= 3072 and any(s > stopped_at for s in steps)
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_complete_run_is_not_overwritten(trained_run: Path, tmp_path: Path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    before = file_digests(copy)
+    code, out, err = run_cli(capsys, "train", "--timesteps", "512", "--run-dir", copy,
+                             *tiny_args())
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1
+    assert "--force" in err
+    assert file_digests(copy) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["train", "--set", "ppo.n_stpes=3"], "unknown key ppo.n_stpes"),
+     (["train", "--set", "optimizers.momentum.lr=0", "--optimizer", "momentum"],
+      "optimizers.momentum.lr must be > 0"),
+     (["train", "--set", "env.n_envs=0"], "env.n_envs must be >= 1"),
+     (["train", "--set", "ppo.gamma=high"], "ppo.gamma must be int or float"),
+     (["train", "--optimizer", "rmsprop"], "training.optimizer must be one of"),
+     (["train", "--env", "CartPole-v1"], "unknown environment 'CartPole-v1'"),
+     (["train", "--timesteps", "0"], "must be >= 1"),
+     (["train", "--config", "does-not-exist.yaml"], "does not exist"),
+     (["train", "--bogus"], "unrecognized arguments"),
+     (["evaluate", "no/such/run"], "does not exist"),
+     (["render", "no/such/run"], "does not exist")],
+)
+def test_bad_input_is_one_error_line(argv, message, capsys, tmp_path):
+    code, _, err = run_cli(capsys, *argv, "--run-dir", tmp_path / "x") if argv[0] == "train" \
+        else run_cli(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error:") and err.count("\n") == 1, err
+    assert message in err
+    assert not (tmp_path / "x").exists()  # nothing started
+
+
+def test_bad_config_file_names_file_and_key(tmp_path: Path, capsys):
+    path = tmp_path / "walker.yaml"
+    text = (Path(config.__file__).parent / "configs" / "bipedal_walker.yaml").read_text()
+    path.write_text(text.replace("n_epochs: 10", "n_epoch: 10"))
+    code, _, err = run_cli(capsys, "train", "--config", path, "--run-dir", tmp_path / "x")
+    assert code == 2 and str(path) in err and "ppo.n_epoch" in err
+    path.write_text("env: [unclosed")
+    code, _, err = run_cli(capsys, "train", "--config", path, "--run-dir", tmp_path / "x")
+    assert code == 2 and "not valid YAML" in err and err.count("\n") == 1
+
+
+def test_corrupt_or_foreign_model_is_an_error(trained_run: Path, tmp_path: Path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    (copy / "best_model.zip").write_bytes(b"not a zip at all")
+    code, _, err = run_cli(capsys, "evaluate", copy)
+    assert code == 2 and "not a valid model file" in err and err.count("\n") == 1
+    import zipfile
+
+    with zipfile.ZipFile(copy / "model.zip", "w") as z:
+        z.writestr("readme.txt", "a zip, but not a model")
+    code, _, err = run_cli(capsys, "evaluate", copy, "--model", "last")
+    assert code == 2 and "not a stable-baselines3 model" in err
+
+
+def test_fop_state_lives_in_the_sb3_zip(tmp_path: Path):
+    cfg = config.load(overrides=["env.n_envs=2", "ppo.n_steps=64", "ppo.batch_size=32",
+                                 "ppo.n_epochs=2"])
+    from fop_rl.envs import make_train_env
+    from fop_rl.train import build_model
+
+    env = make_train_env(cfg["env"], 0.99, 0, None)
+    model = build_model(cfg, env)
+    model.learn(256)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", device="cpu")
+    assert isinstance(loaded.policy.optimizer, FOP)
+    original = model.policy.optimizer.state
+    restored = loaded.policy.optimizer.state
+    for p, q in zip(model.policy.parameters(), loaded.policy.parameters(), strict=True):
+        if "fop_M" in original[p]:
+            torch.testing.assert_close(restored[q]["fop_M"], original[p]["fop_M"], rtol=0,
+                                       atol=0)
+            torch.testing.assert_close(restored[q]["base"]["momentum_buffer"],
+                                       original[p]["base"]["momentum_buffer"], rtol=0, atol=0)
+    assert any("fop_M" in s for s in original.values())
+    env.close()
+
+
+def test_zoo_style_policy_kwargs_string_builds_fop():
+    """rl-baselines3-zoo evaluates policy_kwargs strings with importlib in scope."""
+    text = ("dict(optimizer_class=importlib.import_module('fop_rl.optim').FOP, "
+            "optimizer_kwargs=dict(momentum=0.9, hyper_lr=1e-5))")
+    policy_kwargs = eval(text, {"importlib": importlib})
+    model = PPO("MlpPolicy", "Pendulum-v1", learning_rate=5e-3, n_steps=64, batch_size=32,
+                n_epochs=1, policy_kwargs=policy_kwargs, device="cpu")
+    model.learn(64)
+    assert isinstance(model.policy.optimizer, FOP)
+    assert model.policy.optimizer.param_groups[0]["hyper_lr"] == 1e-5
