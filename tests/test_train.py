@@ -146,8 +146,8 @@ def test_complete_run_is_not_overwritten(trained_run: Path, tmp_path: Path, caps
     copy = tmp_path / "copy"
     shutil.copytree(trained_run, copy)
     before = file_digests(copy)
-    code, out, err = run_cli(capsys, "train", "--timesteps", "512", "--run-dir", copy,
-                             *tiny_args())
+    code, _, err = run_cli(capsys, "train", "--timesteps", "512", "--run-dir", copy,
+                           *tiny_args())
     assert code == 2 and err.startswith("error:") and err.count("\n") == 1
     assert "--force" in err
     assert file_digests(copy) == before
