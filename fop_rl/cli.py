@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -74,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="video file (default: RUN_DIR/rollout.mp4)")
     p.add_argument("--episodes", type=_positive_int, default=1)
     p.add_argument("--model", choices=("best", "last"), default="best")
+
+    p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
+    p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
+    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+    p.add_argument("--optimizers", nargs="+", required=True, metavar="NAME")
+    p.add_argument("--seeds", required=True, metavar="SPEC", help="like 0-9 or 0,3,7")
+    p.add_argument("--timesteps", type=_positive_int, help="total environment steps per run")
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                   help="runs at once (default: the number of cores)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
     p = commands.add_parser("toy", help="SGD, SGD+FOP and Adam on a 2-D test function")
     p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth")
@@ -163,7 +177,61 @@ def cmd_toy(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "render": cmd_render, "toy": cmd_toy}
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import time
+
+    from fop_rl import sweep
+
+    if args.address and args.backend != "ray":
+        raise UsageError("--address is for --backend ray")
+    jobs = sweep.plan(args.config, args.env_id, args.optimizers, sweep.parse_seeds(args.seeds),
+                      args.runs_dir, args.timesteps, args.overrides)
+    skipped = sum(j.state == "skipped" for j in jobs)
+    resumed = sum("--resume" in j.argv for j in jobs)
+    print(f"sweep: {len(jobs)} runs in {args.runs_dir} ({skipped} complete, skipped; "
+          f"{resumed} to resume)", flush=True)
+    backend = (sweep.RayBackend(args.address) if args.backend == "ray"
+               else sweep.LocalBackend(args.jobs))
+    backend.slots = min(backend.slots, args.jobs)
+    started, last_line = time.monotonic(), [0.0]
+
+    def show(jobs: list) -> None:
+        p = sweep.progress(jobs, started)
+        line = (f"done {p['done'] + p['skipped']:.0f} / running {p['running']:.0f} / failed "
+                f"{p['failed']:.0f} / left {p['left']:.0f} | {p['steps_per_s']:.0f} env steps/s"
+                f" | ETA {_duration(p['eta_s'])}")
+        if sys.stdout.isatty():
+            print(f"\r{line}  ", end="", flush=True)
+        elif time.monotonic() - last_line[0] > 60:
+            print(line, flush=True)
+            last_line[0] = time.monotonic()
+
+    try:
+        failed = sweep.run(jobs, backend, show)
+    except KeyboardInterrupt:
+        print("\nsweep interrupted: running runs saved checkpoints; run the same command "
+              "again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if hasattr(backend, "shutdown"):
+            backend.shutdown()
+    print(f"\nsweep finished in {_duration(time.monotonic() - started)}: "
+          f"{sum(j.state == 'done' for j in jobs)} run, {skipped} skipped, {len(failed)} failed")
+    for job in failed:
+        print(f"  FAILED {job.optimizer} seed {job.seed} (exit {job.returncode}): see {job.log}")
+    return 1 if failed else 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:  # NaN: no speed measured yet
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate,
+            "render": cmd_render, "toy": cmd_toy}
 
 
 def main(argv: list[str] | None = None) -> int:
