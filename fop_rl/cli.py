@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
+    p = commands.add_parser("report", help="aggregate seeds: curves, tables, CIs, figures")
+    p.add_argument("runs_dir", type=Path)
+    p.add_argument("--out", type=Path, help="output folder (default: RUNS_DIR/report)")
+    p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--reps", type=_positive_int, default=2000, help="bootstrap resamples")
+    p.add_argument("--threshold", type=float, help="report steps to reach this return")
+    p.add_argument("--baseline", help="label to compare against (default: momentum)")
+
     p = commands.add_parser("toy", help="SGD, SGD+FOP and Adam on a 2-D test function")
     p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth")
     p.add_argument("--out", type=Path, help="figure (default: toy-<problem>.png)")
@@ -222,6 +230,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from fop_rl.report import report
+
+    if not 0 < args.ci < 1:
+        raise UsageError(f"--ci must be between 0 and 1, got {args.ci}")
+    out, problems = report(args.runs_dir, args.out, args.ci, args.reps, args.threshold,
+                           args.baseline)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print((out / "report.md").read_text())
+    print(f"wrote {out}/: report.md, report.json, curves.csv and one PNG per environment")
+    return 0
+
+
 def _duration(seconds: float) -> str:
     if seconds != seconds:  # NaN: no speed measured yet
         return "-"
@@ -230,7 +252,8 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate,
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+            "evaluate": cmd_evaluate,
             "render": cmd_render, "toy": cmd_toy}
 
 

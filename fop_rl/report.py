@@ -1,0 +1,220 @@
+"""Aggregate seeds of a runs directory into curves, tables and figures with bootstrap CIs.
+
+Reads every ``<env_id>/<label>/seed-<n>/evaluations.npz`` (SB3 EvalCallback format) under the
+runs directory and writes ``<env_id>.png``, ``report.md``, ``curves.csv`` and ``report.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fop_rl import stats
+from fop_rl.rundir import EVALUATIONS, RunError
+
+MIN_SEEDS = 5
+_SEED_DIR = re.compile(r"^seed-(\d+)$")
+
+
+@dataclass
+class Run:
+    env_id: str
+    label: str
+    seed: int
+    timesteps: np.ndarray
+    best_so_far: np.ndarray  # of the mean evaluation return
+
+
+@dataclass
+class Group:
+    """One (env, label): its seeds on a common grid, and the statistics over them."""
+
+    env_id: str
+    label: str
+    seeds: list[int]
+    grid: np.ndarray
+    values: np.ndarray  # (n_seeds, len(grid)) best-so-far
+    median: np.ndarray
+    median_low: np.ndarray
+    median_high: np.ndarray
+    iqm: np.ndarray
+    iqm_low: np.ndarray
+    iqm_high: np.ndarray
+
+    @property
+    def final(self) -> np.ndarray:
+        return self.values[:, -1]
+
+
+def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
+    """Every readable run under ``runs_dir``, and a warning per file that could not be used."""
+    runs, problems = [], []
+    for path in sorted(runs_dir.rglob(EVALUATIONS)):
+        seed_dir = path.parent
+        match = _SEED_DIR.match(seed_dir.name)
+        if not match or seed_dir.parent == runs_dir or seed_dir.parent.parent == runs_dir:
+            continue  # not <env>/<label>/seed-<n>/ (a checkpoint's copy, for instance)
+        try:
+            with np.load(path) as data:
+                timesteps, results = data["timesteps"], data["results"]
+            if timesteps.ndim != 1 or len(timesteps) == 0 or results.shape[0] != len(timesteps):
+                raise ValueError("no evaluations, or timesteps and results disagree")
+            means = results.reshape(len(timesteps), -1).mean(axis=1)
+            if not np.all(np.isfinite(means)):
+                raise ValueError("non-finite returns")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            problems.append(f"skipped {path}: unreadable or empty ({e})")
+            continue
+        runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
+                        timesteps.astype(np.int64), stats.best_so_far(means)))
+    return runs, problems
+
+
+def aggregate(runs: list[Run], level: float, reps: int, seed: int = 0
+              ) -> tuple[dict[str, dict[str, Group]], list[str]]:
+    """Group runs by (env, label) and compute curves with CIs on each group's common grid."""
+    problems = []
+    by_group: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        by_group.setdefault((run.env_id, run.label), []).append(run)
+    groups: dict[str, dict[str, Group]] = {}
+    for (env_id, label), members in sorted(by_group.items()):
+        members.sort(key=lambda r: r.seed)
+        if len(members) < MIN_SEEDS:
+            problems.append(f"{env_id}/{label}: only {len(members)} seed(s); fewer than "
+                            f"{MIN_SEEDS} make wide, unreliable intervals")
+        lasts = {int(r.timesteps[-1]) for r in members}
+        if len(lasts) > 1:
+            problems.append(f"{env_id}/{label}: seeds end at different steps ({min(lasts)} to "
+                            f"{max(lasts)}); compared up to {min(lasts)}")
+        grid, values = stats.on_grid([r.timesteps for r in members],
+                                     [r.best_so_far for r in members])
+        median, m_low, m_high = stats.median_ci(values, level, reps, seed)
+        iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
+        groups.setdefault(env_id, {})[label] = Group(
+            env_id, label, [r.seed for r in members], grid, values, median, m_low, m_high,
+            iqm, i_low, i_high)
+    return groups, problems
+
+
+def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
+              threshold: float | None, seed: int = 0) -> dict:
+    """The report.json structure."""
+    out: dict = {}
+    for env_id, labels in groups.items():
+        out[env_id] = {}
+        for label, g in labels.items():
+            pairs = {}
+            for other, h in labels.items():
+                if other != label:
+                    value, low, high = stats.probability_of_improvement(g.final, h.final, level,
+                                                                        reps, seed)
+                    pairs[other] = {"value": value, "ci": [low, high]}
+            out[env_id][label] = {
+                "seeds": len(g.seeds),
+                "final_step": int(g.grid[-1]),
+                "final": {"median": float(g.median[-1]),
+                          "median_ci": [float(g.median_low[-1]), float(g.median_high[-1])],
+                          "iqm": float(g.iqm[-1]),
+                          "iqm_ci": [float(g.iqm_low[-1]), float(g.iqm_high[-1])],
+                          "mean": float(g.final.mean())},
+                "prob_improvement": pairs,
+                "steps_to_threshold": (None if threshold is None
+                                       else stats.steps_to_threshold(g.grid, g.median,
+                                                                     threshold)),
+            }
+    return out
+
+
+def write_csv(groups: dict[str, dict[str, Group]], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["env", "label", "step", "median", "ci_low", "ci_high", "iqm",
+                         "iqm_low", "iqm_high"])
+        for env_id, labels in groups.items():
+            for label, g in labels.items():
+                for i, step in enumerate(g.grid):
+                    writer.writerow([env_id, label, int(step), *(
+                        f"{float(a[i]):.4f}" for a in (g.median, g.median_low, g.median_high,
+                                                       g.iqm, g.iqm_low, g.iqm_high))])
+
+
+def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
+         threshold: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, g in labels.items():
+        line, = ax.plot(g.grid, g.median, lw=2, label=f"{label} ({len(g.seeds)} seeds)")
+        ax.fill_between(g.grid, g.median_low, g.median_high, color=line.get_color(), alpha=0.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set(xlabel="environment steps", ylabel="best-so-far evaluation return (median)",
+           title=f"{env_id}: median over seeds, {level:.0%} bootstrap CI")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _interval(value: float, ci: list[float]) -> str:
+    return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
+def markdown(summary: dict, baseline: str | None, level: float) -> str:
+    lines = ["# Report", "",
+             f"Best-so-far mean evaluation return at each group's final common step; "
+             f"[{level:.0%} bootstrap CI]. P(improvement): probability that a run of the row "
+             "beats a run of the baseline (rliable).", ""]
+    for env_id, labels in summary.items():
+        base = baseline if baseline in labels else ("momentum" if "momentum" in labels
+                                                    else next(iter(labels)))
+        lines += [f"## {env_id}", "",
+                  f"| label | seeds | final step | final median | IQM | mean | "
+                  f"P(improvement) vs {base} | steps to threshold |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, r in labels.items():
+            final = r["final"]
+            p = r["prob_improvement"].get(base)
+            prob = "-" if p is None else f"{p['value']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]"
+            steps = r["steps_to_threshold"]
+            lines.append(f"| {label} | {r['seeds']} | {r['final_step']} | "
+                         f"{_interval(final['median'], final['median_ci'])} | "
+                         f"{_interval(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} | "
+                         f"{prob} | {'-' if steps is None else steps} |")
+        lines += ["", f"![{env_id}]({env_id}.png)", ""]
+    return "\n".join(lines)
+
+
+def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: int = 2000,
+           threshold: float | None = None, baseline: str | None = None) -> tuple[Path, list[str]]:
+    """Write the report files; return their folder and the warnings."""
+    if not runs_dir.is_dir():
+        raise RunError(f"runs directory {runs_dir} does not exist")
+    runs, problems = find_runs(runs_dir)
+    if not runs:
+        detail = f" ({len(problems)} unreadable)" if problems else ""
+        raise RunError(f"no <env>/<label>/seed-<n>/{EVALUATIONS} under {runs_dir}{detail}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate resamples of equal seeds
+        groups, group_problems = aggregate(runs, level, reps)
+        summary = summarize(groups, level, reps, threshold)
+    out = out or runs_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for env_id, labels in groups.items():
+        plot(env_id, labels, level, out / f"{env_id}.png", threshold)
+    write_csv(groups, out / "curves.csv")
+    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(summary, baseline, level))
+    return out, problems + group_problems
