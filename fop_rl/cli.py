@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="report steps to reach this return")
     p.add_argument("--baseline", help="label to compare against (default: momentum)")
 
+    p = commands.add_parser("inspect", help="what FOP learned: P per layer (paper figure 5)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="figure (default: RUN_DIR/preconditioners.png)")
+    p.add_argument("--model", choices=("best", "last"), default="last")
+
     p = commands.add_parser("toy", help="SGD, SGD+FOP and Adam on a 2-D test function")
     p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth")
     p.add_argument("--out", type=Path, help="figure (default: toy-<problem>.png)")
@@ -244,6 +249,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from fop_rl.evaluate import load_model, locate
+    from fop_rl.optim import FOP
+    from fop_rl.plots import preconditioner_summary
+
+    run = locate(args.run_dir, args.model)
+    model = load_model(run.model_path)
+    optimizer = model.policy.optimizer
+    if not isinstance(optimizer, FOP):
+        raise RunError(f"{run.model_path} was trained with {type(optimizer).__name__}, which "
+                       "learns no preconditioner")
+    diagnostics = optimizer.diagnostics(model.policy.named_parameters())
+    if not diagnostics:
+        raise RunError(f"{run.model_path}: the optimizer has not stepped yet")
+    print(f"{'layer':40s} {'structure':9s} {'||P||_F':>9s} {'eig min':>9s} {'eig max':>9s} "
+          f"{'cond':>9s} {'angle':>6s}")
+    for d in diagnostics:
+        cond = d.eig_max / d.eig_min if d.eig_min > 0 else float("inf")
+        print(f"{d.name:40s} {d.structure:9s} {d.frobenius_norm:9.3f} {d.eig_min:9.3g} "
+              f"{d.eig_max:9.3g} {cond:9.3g} {d.angle_deg:5.1f}d")
+    out = args.out or args.run_dir / "preconditioners.png"
+    figure = preconditioner_summary(diagnostics)
+    figure.savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return 0
+
+
 def _duration(seconds: float) -> str:
     if seconds != seconds:  # NaN: no speed measured yet
         return "-"
@@ -253,7 +285,7 @@ def _duration(seconds: float) -> str:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
-            "evaluate": cmd_evaluate,
+            "inspect": cmd_inspect, "evaluate": cmd_evaluate,
             "render": cmd_render, "toy": cmd_toy}
 
 
