@@ -54,7 +54,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def read_status(run_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads((run_dir / RUN_JSON).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):
         return None
 
 

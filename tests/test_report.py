@@ -1,0 +1,172 @@
+"""Statistics against independent computations; the report end to end on SB3-format files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from fop_rl import stats
+from tests.conftest import run_cli
+
+
+def numpy_percentile_bootstrap(x: np.ndarray, level: float, reps: int, seed: int):
+    """A plain percentile bootstrap of the median, written independently of fop_rl."""
+    rng = np.random.default_rng(seed)
+    resampled = np.median(x[rng.integers(0, len(x), size=(reps, len(x)))], axis=1)
+    tail = (1 - level) / 2 * 100
+    return np.percentile(resampled, [tail, 100 - tail])
+
+
+def test_median_ci_agrees_with_scipy_and_a_plain_bootstrap():
+    rng = np.random.default_rng(1)
+    seeds = rng.normal(100.0, 30.0, size=(10, 3))
+    median, low, high = stats.median_ci(seeds, 0.95, reps=20000, seed=3)
+    np.testing.assert_allclose(median, np.median(seeds, axis=0))
+    for col in range(3):
+        ref = scipy_stats.bootstrap((seeds[:, col],), np.median, confidence_level=0.95,
+                                    n_resamples=20000, method="percentile",
+                                    rng=np.random.default_rng(11)).confidence_interval
+        plain = numpy_percentile_bootstrap(seeds[:, col], 0.95, 20000, seed=5)
+        spread = seeds[:, col].std()
+        for ours, theirs in ((low[col], ref.low), (high[col], ref.high),
+                             (low[col], plain[0]), (high[col], plain[1])):
+            assert abs(ours - theirs) < 0.1 * spread
+        assert low[col] <= median[col] <= high[col]
+
+
+def test_identical_seeds_give_zero_width_intervals():
+    seeds = np.full((5, 4), 7.5)
+    median, low, high = stats.median_ci(seeds, 0.95, reps=500)
+    np.testing.assert_array_equal(low, median)
+    np.testing.assert_array_equal(high, median)
+    iqm, i_low, i_high = stats.iqm_ci(seeds, 0.95, reps=200)
+    np.testing.assert_allclose([iqm, i_low, i_high], 7.5)
+
+
+def test_iqm_is_the_interquartile_mean():
+    values = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0], [6.0], [100.0]])
+    iqm, low, high = stats.iqm_ci(values, 0.95, reps=300)
+    assert iqm[0] == pytest.approx(scipy_stats.trim_mean(values[:, 0], 0.25))
+    assert low[0] <= iqm[0] <= high[0]
+
+
+def test_probability_of_improvement_of_separated_groups():
+    high, low = np.arange(10.0, 15.0), np.arange(0.0, 5.0)
+    assert stats.probability_of_improvement(high, low, 0.95, 300) == (1.0, 1.0, 1.0)
+    assert stats.probability_of_improvement(low, high, 0.95, 300) == (0.0, 0.0, 0.0)
+    tie = stats.probability_of_improvement(low, low, 0.95, 300)
+    assert tie[0] == pytest.approx(0.5)
+    u = scipy_stats.mannwhitneyu(high[:3], low[1:]).statistic / (3 * 4)
+    assert stats.probability_of_improvement(high[:3], low[1:], 0.95, 300)[0] == pytest.approx(u)
+
+
+def test_best_so_far_grid_and_threshold():
+    np.testing.assert_array_equal(stats.best_so_far(np.array([1.0, 3.0, 2.0, 5.0])),
+                                  [1, 3, 3, 5])
+    grid, values = stats.on_grid([np.array([10, 20, 30]), np.array([10, 25])],
+                                 [np.array([1.0, 2.0, 3.0]), np.array([5.0, 6.0])])
+    np.testing.assert_array_equal(grid, [10, 20, 25])
+    np.testing.assert_array_equal(values, [[1, 2, 2], [5, 5, 6]])
+    assert stats.steps_to_threshold(grid, np.array([0.0, 1.0, 2.0]), 1.0) == 20
+    assert stats.steps_to_threshold(grid, np.array([0.0, 1.0, 2.0]), 9.0) is None
+
+
+def write_run(root: Path, env: str, label: str, seed: int, returns: np.ndarray,
+              every: int = 1000) -> Path:
+    """An evaluations.npz exactly as SB3's EvalCallback writes it."""
+    folder = root / env / label / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    n = len(returns)
+    results = np.repeat(returns[:, None], 3, axis=1) + np.array([-1.0, 0.0, 1.0])
+    np.savez(folder / "evaluations.npz", timesteps=np.arange(1, n + 1) * every,
+             results=results, ep_lengths=np.full((n, 3), 100))
+    return folder
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        base = np.linspace(-100, 200, 12) + rng.normal(0, 10, 12)
+        write_run(root, "BipedalWalker-v3", "fop-momentum", seed, base + 50)
+        write_run(root, "BipedalWalker-v3", "momentum", seed, base)
+    write_run(root, "BipedalWalker-v3", "momentum", 5, np.linspace(-100, 150, 9))  # ragged
+    for seed in range(2):  # too few seeds
+        write_run(root, "BipedalWalkerHardcore-v3", "adam", seed, np.linspace(-120, -50, 6))
+    broken = root / "BipedalWalker-v3" / "adam" / "seed-0"
+    broken.mkdir(parents=True)
+    (broken / "evaluations.npz").write_bytes(b"corrupt")
+    empty = root / "BipedalWalker-v3" / "adam" / "seed-1"
+    empty.mkdir(parents=True)
+    np.savez(empty / "evaluations.npz", timesteps=np.zeros(0), results=np.zeros((0, 3)),
+             ep_lengths=np.zeros((0, 3)))
+    return root
+
+
+def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "300",
+                                "--threshold", "100")
+    assert code == 0, err
+    assert "adam/seed-0/evaluations.npz" in err and "adam/seed-1/evaluations.npz" in err
+    assert "BipedalWalkerHardcore-v3/adam: only 2 seed(s)" in err
+    assert "BipedalWalker-v3/momentum: seeds end at different steps" in err
+    for name in ("report.md", "report.json", "curves.csv", "BipedalWalker-v3.png",
+                 "BipedalWalkerHardcore-v3.png"):
+        assert (out / name).exists(), name
+
+    summary = json.loads((out / "report.json").read_text())
+    assert set(summary) == {"BipedalWalker-v3", "BipedalWalkerHardcore-v3"}
+    assert "adam" not in summary["BipedalWalker-v3"]  # unreadable files are never averaged in
+    fop = summary["BipedalWalker-v3"]["fop-momentum"]
+    assert set(fop) == {"seeds", "final_step", "final", "prob_improvement", "steps_to_threshold"}
+    assert set(fop["final"]) == {"median", "median_ci", "iqm", "iqm_ci", "mean"}
+    mom = summary["BipedalWalker-v3"]["momentum"]
+    assert fop["seeds"] == 5 and mom["seeds"] == 6
+    assert mom["final_step"] == 9000  # the ragged seed ends there
+    assert fop["final_step"] == 12000
+    assert fop["prob_improvement"]["momentum"]["value"] > 0.5
+    low, high = fop["final"]["median_ci"]
+    assert low <= fop["final"]["median"] <= high
+    assert isinstance(fop["steps_to_threshold"], int)
+
+    # the final median is the median of the seeds' best-so-far means at final_step
+    finals = []
+    for seed in range(5):
+        with np.load(runs_dir / "BipedalWalker-v3" / "fop-momentum" / f"seed-{seed}" /
+                     "evaluations.npz") as ev:
+            finals.append(np.maximum.accumulate(ev["results"].mean(axis=1))[-1])
+    assert fop["final"]["median"] == pytest.approx(np.median(finals))
+    assert fop["final"]["mean"] == pytest.approx(np.mean(finals))
+
+    with open(out / "curves.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["env", "label", "step", "median", "ci_low", "ci_high", "iqm",
+                             "iqm_low", "iqm_high"]
+    fop_rows = [r for r in rows if r["label"] == "fop-momentum"]
+    assert len(fop_rows) == 12 and float(fop_rows[-1]["median"]) == pytest.approx(
+        np.median(finals), abs=1e-3)
+    markdown = (out / "report.md").read_text()
+    assert "| fop-momentum | 5 |" in markdown and "P(improvement) vs momentum" in markdown
+
+
+def test_report_is_reproducible(runs_dir: Path, tmp_path: Path, capsys):
+    for name in ("a", "b"):
+        assert run_cli(capsys, "report", runs_dir, "--out", tmp_path / name, "--reps",
+                       "200")[0] == 0
+    assert (tmp_path / "a" / "report.json").read_text() == \
+        (tmp_path / "b" / "report.json").read_text()
+
+
+def test_report_of_nothing_is_an_error(tmp_path: Path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "report", tmp_path / "empty")
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "report", tmp_path / "missing")
+    assert code == 2 and "does not exist" in err
