@@ -26,24 +26,22 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: a whole number >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="figure (default: toy-<problem>.png)")
     p.add_argument("--lr", type=float, help="learning rate of SGD and SGD+FOP")
     p.add_argument("--hyper-lr", type=float, help="FOP's hyper learning rate")
+    p.add_argument("--hyper-optimizer", choices=("adam", "sgd"), help="FOP's hyper-optimizer")
     p.add_argument("--iterations", type=_positive_int, default=20_000)
     return parser
 
@@ -179,11 +178,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_toy(args: argparse.Namespace) -> int:
     from fop_rl import toy
 
-    trajectories = toy.compare(args.problem, args.lr, args.hyper_lr, args.iterations)
+    trajectories = toy.compare(args.problem, args.lr, args.hyper_lr, args.hyper_optimizer,
+                               args.iterations)
     for t in trajectories:
-        reached = (f"{t.iterations_to_tol} iterations" if t.iterations_to_tol is not None
-                   else f"not within {args.iterations} iterations")
-        print(f"{t.name:8s} loss < 1e-6 after {reached}")
+        if t.iterations_to_tol is None:
+            print(f"{t.name:8s} loss not < 1e-6 within {args.iterations} iterations")
+        else:
+            print(f"{t.name:8s} loss < 1e-6 after {t.iterations_to_tol} iterations")
     out = args.out or Path(f"toy-{args.problem}.png")
     toy.plot(args.problem, trajectories, str(out))
     print(f"wrote {out}")
