@@ -54,10 +54,13 @@ the step without changing its overall scale. Its hypergradient differentiates th
 A step whose gradient or hypergradient is not finite is skipped entirely, as torch's
 GradScaler does, and counted per tensor (``diagnostics()``).
 
-Implementation notes: tensors of the same structure and shape are stacked into buckets and
-updated together (``torch.bmm``, ``torch._foreach_*``); everything lives in ``self.state[p]``
-(as views into the bucket stacks), so ``state_dict()``/``load_state_dict()`` carry it. The base
-optimizer is a real torch optimizer sharing this optimizer's ``state`` and ``param_groups``.
+Implementation notes: for the small layers of RL policies the number of torch calls, not the
+arithmetic, sets the cost. Tensors with the same structure and matrix shape are stacked into
+buckets for the matrix products (``torch.bmm``); a group's buckets keep M, the hyper-optimizer's
+moments and G_{t-1} in flat buffers, so the elementwise work is a few calls per step whatever
+the number of tensors. Everything lives in ``self.state[p]`` (as views into those buffers), so
+``state_dict()``/``load_state_dict()`` carry it. The base optimizer is a real torch optimizer
+sharing this optimizer's ``param_groups`` and keeping its state inside ``self.state[p]``.
 """
 
 from __future__ import annotations
