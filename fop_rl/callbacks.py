@@ -124,10 +124,11 @@ class RunMonitor(BaseCallback):
     """Progress for the user (a rich bar on a terminal, a line per evaluation otherwise) and
     run.json for everyone else: timesteps done, wall time, env steps per second."""
 
-    def __init__(self, run_dir: Path, total_timesteps: int, evaluation: EvalCallback,
-                 show_bar: bool | None = None):
+    def __init__(self, run_dir: Path, label: str, total_timesteps: int,
+                 evaluation: EvalCallback, show_bar: bool | None = None):
         super().__init__()
-        self.run_dir, self.total, self.evaluation = run_dir, total_timesteps, evaluation
+        self.run_dir, self.label = run_dir, label
+        self.total, self.evaluation = total_timesteps, evaluation
         self.show_bar = sys.stderr.isatty() if show_bar is None else show_bar
         self.evaluations_seen = 0
 
@@ -149,7 +150,7 @@ class RunMonitor(BaseCallback):
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
                                 TextColumn("eval {task.fields[reward]}"), TimeRemainingColumn())
-            self.task = self.bar.add_task(self.run_dir.name, total=self.total,
+            self.task = self.bar.add_task(self.label, total=self.total,
                                           completed=self.num_timesteps, speed="",
                                           reward="-")
             self.bar.start()

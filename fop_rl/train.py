@@ -126,7 +126,8 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     evaluation.n_calls = model.num_timesteps // env_cfg["n_envs"]
     if checkpoint is not None:
         _restore_evaluations(evaluation, checkpoint, model.num_timesteps)
-    monitor = RunMonitor(run_dir, total, evaluation, show_bar=show_progress)
+    label = f"{env_cfg['id']} {training['optimizer']} seed {seed}"
+    monitor = RunMonitor(run_dir, label, total, evaluation, show_bar=show_progress)
     stop = StopOnSignal()
     callbacks = CallbackList([
         evaluation, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
