@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="video file (default: RUN_DIR/rollout.mp4)")
     p.add_argument("--episodes", type=_positive_int, default=1)
     p.add_argument("--model", choices=("best", "last"), default="best")
+    p.add_argument("--fps", type=_positive_int, help="frames per second (default: the env's)")
+    p.add_argument("--scale", type=float, default=1.0, help="resize frames, e.g. 0.5")
 
     p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
     p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
@@ -169,7 +171,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end in .mp4 or .gif, got {out}")
     if out.exists():
         raise UsageError(f"{out} already exists: choose another --out or remove it")
-    result = render(args.run_dir, out, args.episodes, args.model)
+    if not 0 < args.scale <= 4:
+        raise UsageError(f"--scale must be in (0, 4], got {args.scale}")
+    result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
     print(f"wrote {out}: {result['frames']} frames, returns {returns}")
     return 0

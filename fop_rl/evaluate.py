@@ -68,8 +68,12 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str = "best") -> dict:
 
 
 def render(run_dir: Path, out: Path, episodes: int = 1, which: str = "best",
-           fps: int = 50) -> dict:
-    """Write a video of deterministic episodes: mp4, or gif when ``out`` ends in .gif."""
+           fps: int | None = None, scale: float = 1.0) -> dict:
+    """Write a video of deterministic episodes: mp4, or gif when ``out`` ends in .gif.
+
+    The video plays in real time: at a lower ``fps`` than the environment's, frames are
+    dropped evenly. ``scale`` resizes the frames (a GIF is much smaller at 0.5).
+    """
     from moviepy import ImageSequenceClip
 
     run = locate(run_dir, which)
@@ -92,8 +96,13 @@ def render(run_dir: Path, out: Path, episodes: int = 1, which: str = "best",
             returns.append(total)
     finally:
         env.close()
+    native = int(env.metadata.get("render_fps") or 50)
+    fps = min(fps or native, native)
+    frames = frames[:: max(1, round(native / fps))]
     out.parent.mkdir(parents=True, exist_ok=True)
     clip = ImageSequenceClip(frames, fps=fps)
+    if scale != 1.0:
+        clip = clip.resized(scale)
     if out.suffix.lower() == ".gif":
         clip.write_gif(str(out), fps=fps, logger=None)
     else:

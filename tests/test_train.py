@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 import shutil
 import signal
 import time
@@ -72,14 +73,21 @@ def test_evaluate_is_deterministic(trained_run: Path, capsys):
     assert first["returns"] == again["returns"]
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
-def test_render_writes_a_readable_video(trained_run: Path, tmp_path: Path, capsys, suffix):
+@pytest.mark.parametrize(("suffix", "options", "width"),
+                         [(".mp4", [], 600), (".gif", ["--fps", "25", "--scale", "0.5"], 300)])
+def test_render_writes_a_readable_video(trained_run: Path, tmp_path: Path, capsys, suffix,
+                                        options, width):
     out = tmp_path / f"agent{suffix}"
-    code, stdout, _ = run_cli(capsys, "render", trained_run, "--out", out)
+    code, stdout, _ = run_cli(capsys, "render", trained_run, "--out", out, *options)
     assert code == 0, stdout
     frames = iio.imread(out)
     assert frames.ndim == 4 and frames.shape[0] > 10 and frames.shape[-1] == 3
+    assert frames.shape[2] == width
     assert frames.std() > 0  # not a blank video
+    written = int(re.search(r"(\d+) frames", stdout)[1])
+    assert frames.shape[0] == written
+    code, _, err = run_cli(capsys, "render", trained_run, "--out", out)
+    assert code == 2 and "already exists" in err  # never overwritten
 
 
 def test_hardcore_terrain_trains(tmp_path: Path, capsys):
