@@ -17,12 +17,13 @@ EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training
 
 
 def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
-                   monitor_dir: Path | None) -> VecNormalize:
+                   monitor_dir: Path | None, append: bool = False) -> VecNormalize:
     """``n_envs`` Monitor-wrapped copies with the configured time limit, under VecNormalize.
 
     Rewards are scaled by the running std of the return discounted with PPO's ``gamma``.
+    ``append`` continues existing monitor logs (a resumed run) instead of replacing them.
     """
-    venv = _vec_env(env_cfg, env_cfg["n_envs"], seed, monitor_dir)
+    venv = _vec_env(env_cfg, env_cfg["n_envs"], seed, monitor_dir, append=append)
     return VecNormalize(venv, norm_obs=env_cfg["norm_obs"], norm_reward=env_cfg["norm_reward"],
                         clip_obs=env_cfg["clip_obs"], gamma=gamma)
 
@@ -46,7 +47,7 @@ def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: Path | None = None,
 
 
 def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path | None,
-             render_mode: str | None = None) -> VecEnv:
+             render_mode: str | None = None, append: bool = False) -> VecEnv:
     env_kwargs = {"max_episode_steps": env_cfg["max_episode_steps"]}
     if render_mode is not None:
         env_kwargs["render_mode"] = render_mode
@@ -55,4 +56,5 @@ def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path 
         env_cfg["id"], n_envs=n_envs, seed=seed,
         monitor_dir=None if monitor_dir is None else str(monitor_dir),
         env_kwargs=env_kwargs, vec_env_cls=vec_cls,
+        monitor_kwargs={"override_existing": not append},
     )

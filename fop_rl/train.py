@@ -105,9 +105,10 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
                         versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
     (run_dir / "monitor").mkdir(exist_ok=True)
-    env = make_train_env(env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor")
-    eval_env = make_eval_env(env_cfg, seed)
     checkpoint = rundir.latest_checkpoint(run_dir) if resume else None
+    env = make_train_env(env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
+                         append=checkpoint is not None)
+    eval_env = make_eval_env(env_cfg, seed)
     if checkpoint is not None:
         env = VecNormalize.load(str(checkpoint / rundir.VECNORM), env.venv)
         model = PPO.load(checkpoint / rundir.MODEL, env=env, device="cpu")

@@ -129,6 +129,7 @@ def test_interrupted_run_resumes_to_the_end(tmp_path: Path, capsys):
     assert status["status"] == "interrupted" and status["timesteps_done"] < 3072
     stopped_at = int(rundir.latest_checkpoint(run_dir).name.removeprefix("step-"))
 
+    episodes_before = (run_dir / "monitor" / "0.monitor.csv").read_text()
     code, _, err = run_cli(capsys, "train", "--run-dir", run_dir, "--resume", "--no-progress")
     assert code == 0, err
     status = rundir.read_status(run_dir)
@@ -136,6 +137,8 @@ def test_interrupted_run_resumes_to_the_end(tmp_path: Path, capsys):
     assert status["status"] == "complete" and 3072 <= status["timesteps_done"] < 3072 + 256
     with np.load(run_dir / "evaluations.npz") as ev:
         assert ev["timesteps"].tolist() == list(range(512, 3073, 512))  # no gap, no repeat
+    monitor_log = (run_dir / "monitor" / "0.monitor.csv").read_text()
+    assert monitor_log.startswith(episodes_before) and len(monitor_log) > len(episodes_before)
     events = sorted((run_dir / "tb").glob("events.out.tfevents.*"))
     steps = []
     for path in events:
