@@ -85,7 +85,8 @@ def test_render_writes_a_readable_video(trained_run: Path, tmp_path: Path, capsy
     assert frames.shape[2] == width
     assert frames.std() > 0  # not a blank video
     written = int(re.search(r"(\d+) frames", stdout)[1])
-    assert frames.shape[0] == written
+    assert frames.shape[0] == written if suffix == ".mp4" else frames.shape[0] <= written
+    # (GIF writers merge identical consecutive frames)
     code, _, err = run_cli(capsys, "render", trained_run, "--out", out)
     assert code == 2 and "already exists" in err  # never overwritten
 
