@@ -54,7 +54,12 @@ def test_tensorboard_has_fop_diagnostics(trained_run: Path):
     assert "fop/P" in tags["images"]
     assert "eval/mean_reward" in tags["scalars"]
     norms = [e.value for e in acc.Scalars(f"fop/{name}/p_norm")]
-    assert all(np.isfinite(norms)) and norms[-1] != pytest.approx(np.sqrt(24), rel=1e-4)
+    assert all(np.isfinite(norms))
+    # P learned: its eigenvalues spread away from the identity's (all 1)
+    spread = [hi.value - lo.value for hi, lo in zip(acc.Scalars(f"fop/{name}/eig_max"),
+                                                     acc.Scalars(f"fop/{name}/eig_min"),
+                                                     strict=True)]
+    assert spread[-1] > 1e-3 and spread[-1] > spread[0]
 
 
 def test_evaluate_json_and_text(trained_run: Path, capsys):
