@@ -214,13 +214,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     started, last_line = time.monotonic(), [0.0]
 
     def show(jobs: list) -> None:
-        p = sweep.progress(jobs, started)
+        tty = sys.stdout.isatty()
+        if not tty and time.monotonic() - last_line[0] <= 60:  # logs: a line a minute
+            return
+        p = sweep.progress(jobs)
         line = (f"done {p['done'] + p['skipped']:.0f} / running {p['running']:.0f} / failed "
                 f"{p['failed']:.0f} / left {p['left']:.0f} | {p['steps_per_s']:.0f} env steps/s"
                 f" | ETA {_duration(p['eta_s'])}")
-        if sys.stdout.isatty():
+        if tty:
             print(f"\r{line}  ", end="", flush=True)
-        elif time.monotonic() - last_line[0] > 60:
+        else:
             print(line, flush=True)
             last_line[0] = time.monotonic()
 

@@ -230,7 +230,8 @@ class _Pool:
 
     def __init__(self, states: dict, buckets: list[_Bucket]):
         self.buckets, self.group = buckets, buckets[0].group
-        self.states = [states[p] for b in buckets for p in b.params]
+        self.params = [p for b in buckets for p in b.params]
+        self.states = [states[p] for p in self.params]
         self.layouts = [lay for b in buckets for lay in b.layouts]
         self.hyper_step: int = self.states[0]["fop_hyper_step"]  # equal in a pool: in its key
         self.M = self._flatten("fop_M")
@@ -459,15 +460,16 @@ class FOP(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         pools, plain = self._prepare()
-        flat_rows, rows = zip(*[pool.rows() for pool in pools], strict=True) if pools else ((), ())
-        flat_rows, rows = list(flat_rows), list(rows)
+        stacked = [pool.rows() for pool in pools]
+        flat_rows = [flat for flat, _ in stacked]
+        rows = [per_bucket for _, per_bucket in stacked]
         hypergrads = [pool.hypergradients(rs) for pool, rs in zip(pools, rows, strict=True)]
         if not self._all_finite(pools, flat_rows, hypergrads, plain):
             return loss
         for pool, H in zip(pools, hypergrads, strict=True):
             if H is not None:
                 pool.learn(H)
-        raw = [(p, p.grad) for pool in pools for b in pool.buckets for p in b.params]
+        raw = [(p, p.grad) for pool in pools for p in pool.params]
         for pool, rs in zip(pools, rows, strict=True):
             for b, R in zip(pool.buckets, rs, strict=True):
                 b.precondition(R)
@@ -492,8 +494,7 @@ class FOP(torch.optim.Optimizer):
             return True
         for pool, H in zip(pools, hypergrads, strict=True):
             offset = 0  # H is laid out like the flat M: tensor after tensor
-            params = [p for b in pool.buckets for p in b.params]
-            for p, state in zip(params, pool.states, strict=True):
+            for p, state in zip(pool.params, pool.states, strict=True):
                 size = state["fop_M"].numel()
                 bad = not p.grad.isfinite().all()
                 if H is not None:

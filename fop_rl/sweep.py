@@ -197,18 +197,21 @@ def run(jobs: list[Job], backend, show: Callable[[list[Job]], None] | None = Non
     return [j for j in jobs if j.state == "failed"]
 
 
-def progress(jobs: list[Job], started: float) -> dict[str, float]:
-    """Counts, aggregate env steps/s of the running jobs, and ETA from the steps left."""
+def progress(jobs: list[Job]) -> dict[str, float]:
+    """Counts, aggregate env steps/s of the running jobs, and ETA from the steps left.
+
+    Reads run.json of the running jobs only: the others are whole (left) or finished.
+    """
     counts = {s: sum(j.state == s for j in jobs) for s in ("done", "running", "failed", "left",
                                                             "skipped")}
     speed = steps_left = 0.0
     for job in jobs:
-        status = rundir.read_status(job.run_dir) or {}
-        done = status.get("timesteps_done", 0) if job.state != "left" else 0
-        if job.state in ("running", "left"):
-            steps_left += max(job.total - done, 0)
-        if job.state == "running" and status.get("status") == "running":
-            speed += status.get("env_steps_per_s", 0.0)
-    counts.update(steps_per_s=speed, eta_s=steps_left / speed if speed else float("nan"),
-                  elapsed_s=time.monotonic() - started)
+        if job.state == "left":
+            steps_left += job.total
+        elif job.state == "running":
+            status = rundir.read_status(job.run_dir) or {}
+            steps_left += max(job.total - status.get("timesteps_done", 0), 0)
+            if status.get("status") == "running":
+                speed += status.get("env_steps_per_s", 0.0)
+    counts.update(steps_per_s=speed, eta_s=steps_left / speed if speed else float("nan"))
     return counts
