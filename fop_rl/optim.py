@@ -152,84 +152,93 @@ def _trace(layout: _Layout, M: Tensor) -> Tensor:
     return sq * _numel(layout) if layout.structure == "scalar" else sq
 
 
-def _precondition(layout: _Layout, normalize: bool, M: Tensor, R: Tensor) -> Tensor:
-    """Rows of D = P G, for rows R = G^T stacked as (B, n, d)."""
+def _precondition(layout: _Layout, normalize: bool, M: Tensor, R: Tensor,
+                  out: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Rows of D = P G for rows R = G^T stacked as (B, n, d), and X = R M (None if diagonal P).
+
+    X is what the next step's hypergradient needs of this gradient: there it is R_prev M.
+    """
+    X = None
     if layout.structure == "full":
-        D = torch.bmm(torch.bmm(R, M), M.mT)
+        X = torch.bmm(R, M)
+        D = torch.bmm(X, M.mT, out=out)
     elif layout.structure == "lowrank":
-        D = torch.baddbmm(R, torch.bmm(R, M), M.mT)
+        X = torch.bmm(R, M)
+        D = torch.baddbmm(R, X, M.mT, out=out)
     else:
-        D = R * M.square()
-    return D.mul_(_numel(layout) / _trace(layout, M)) if normalize else D
+        D = torch.mul(R, M.square(), out=out)
+    if normalize:
+        D.mul_(_numel(layout) / _trace(layout, M))
+    return D, X
 
 
 def _hypergradient(layout: _Layout, normalize: bool, M: Tensor, R: Tensor, R_prev: Tensor,
-                   eta: float) -> Tensor:
-    """dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, G = R^T, G_{t-1} = R_prev^T."""
+                   X_prev: Tensor | None, eta: float, out: Tensor) -> Tensor:
+    """dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, written into ``out``.
+
+    G = R^T, G_{t-1} = R_prev^T, and X_prev = R_prev M (full and lowrank), so that
+    -eta (G G_prev^T + G_prev G^T) M = -eta (R^T X_prev + R_prev^T (R M)): three products of
+    n d k flops, never a d x d one for lowrank.
+    """
     s = layout.structure
-    n, d = R.shape[1], R.shape[2]
-    if s == "full" and n >= d // 2:  # fewest flops: d^2 n + d^3
-        A = torch.bmm(R.mT, R_prev)  # G G_prev^T, from rows
-        H = torch.baddbmm(M, A + A.mT, M, beta=0, alpha=-eta)  # beta=0: only -eta (A+A^T) M
-    elif s in ("full", "lowrank"):  # 4 n d k flops, no d x d product: R^T (R_prev M) + ...
-        H = torch.bmm(R.mT, torch.bmm(R_prev, M))
-        H.baddbmm_(R_prev.mT, torch.bmm(R, M)).mul_(-eta)
+    if s in ("full", "lowrank"):
+        H = torch.bmm(R.mT, X_prev, out=out)
+        H.baddbmm_(R_prev.mT, torch.bmm(R, M), beta=-eta, alpha=-eta)
     elif s == "scalar":
-        H = (R * R_prev).sum((1, 2), keepdim=True).mul_(M).mul_(-2 * eta)
+        H = torch.mul((R * R_prev).sum((1, 2), keepdim=True), M, out=out).mul_(-2 * eta)
     else:
-        H = (R * R_prev).mul_(M).mul_(-2 * eta)
+        H = torch.mul(R, R_prev, out=out).mul_(M).mul_(-2 * eta)
     if not normalize:
         return H
     # P~ = c P with c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) d tr(P)/dM
     trace = _trace(layout, M)
     c = _numel(layout) / trace
-    inner = (R * _precondition(layout, False, M, R_prev)).sum((1, 2), keepdim=True)
+    inner = (R * _precondition(layout, False, M, R_prev)[0]).sum((1, 2), keepdim=True)
     grad_trace = 2 * M * (_numel(layout) if s == "scalar" else 1)
     return H.mul_(c).add_(grad_trace * (eta * inner * c / trace))
 
 
 class _Bucket:
-    """Tensors of one group with the same structure, n, d and rank: their matrix math batched.
+    """Tensors of one pool with the same structure, n, d and rank: their matrix math batched.
 
-    ``M`` and ``prev_grad`` are (B, ., .) views into the flat buffers of the bucket's pool.
+    Its tensors are (B, ., .) views into the pool's flat buffers: ``M``, the hypergradient
+    ``H``, the preconditioned rows ``D``, and the rows of this and the previous step's raw
+    gradients (two buffers that swap roles every step). ``X_prev`` = R_prev M, kept from the
+    previous step's preconditioning, saves the hypergradient one product.
     """
 
-    def __init__(self, params: list[Tensor], layouts: list[_Layout], group: dict):
-        self.params, self.layouts, self.group = params, layouts, group
+    def __init__(self, params: list[Tensor], layouts: list[_Layout]):
+        self.params, self.layouts = params, layouts
         self.M: Tensor
-        self.prev_grad: Tensor | None = None
+        self.H: Tensor
+        self.D: Tensor
+        self.rows: list[Tensor]  # views of the pool's two rows buffers
+        self.X_prev: Tensor | None = None
 
     @property
     def layout(self) -> _Layout:
         """The math reads structure, n, d and rank: the same for every tensor here."""
         return self.layouts[0]
 
-    def rows(self, out: Tensor) -> Tensor:
-        """The raw gradients as stacked rows R = G^T, shape (B, n, d), written into ``out``."""
-        return torch.stack([lay.rows(p.grad) for p, lay in zip(self.params, self.layouts,
-                                                               strict=True)], out=out)
-
-    def hypergradient(self, R: Tensor, eta: float) -> Tensor:
-        return _hypergradient(self.layout, self.group["normalize"], self.M, R, self.prev_grad, eta)
-
-    def precondition(self, R: Tensor) -> None:
-        """Set each tensor's .grad to its preconditioned gradient D = P G."""
-        D = _precondition(self.layout, self.group["normalize"], self.M, R)
-        for p, lay, d in zip(self.params, self.layouts, D.unbind(0), strict=True):
-            p.grad = lay.unrows(d)
+    @property
+    def size(self) -> int:
+        return len(self.params)
 
 
 class _Pool:
-    """The buckets of one param group that step together, with their FOP state in flat buffers.
+    """The buckets of one param group that step together, with their state in flat buffers.
 
-    Elementwise work (the hyper-optimizer, the finiteness check) then costs a few torch calls
-    per step whatever the number of tensors: for the small layers of RL policies the count of
-    calls, not arithmetic, is what costs. ``optimizer.state[p]`` holds views into the buffers,
-    so ``state_dict()`` sees live values.
+    Elementwise work (gathering gradients, the hyper-optimizer, the finiteness check, momentum)
+    then costs a few torch calls per step whatever the number of tensors: for the small layers
+    of RL policies the count of calls, not arithmetic, is what costs. ``optimizer.state[p]``
+    holds views into the buffers, so ``state_dict()`` sees live values.
+
+    ``fused`` pools (base: plain torch SGD) do SGD's momentum update here on the flat buffers,
+    with torch.optim.SGD's exact arithmetic, and keep its ``momentum_buffer`` in the state.
     """
 
-    def __init__(self, states: dict, buckets: list[_Bucket]):
-        self.buckets, self.group = buckets, buckets[0].group
+    def __init__(self, states: dict, buckets: list[_Bucket], group: dict, fused: bool):
+        self.buckets, self.group, self.fused = buckets, group, fused
         self.params = [p for b in buckets for p in b.params]
         self.states = [states[p] for p in self.params]
         self.layouts = [lay for b in buckets for lay in b.layouts]
@@ -237,58 +246,88 @@ class _Pool:
         self.M = self._flatten("fop_M")
         self.exp_avg = self._flatten("fop_hyper_exp_avg")
         self.exp_avg_sq = self._flatten("fop_hyper_exp_avg_sq")
-        offset = first = 0
-        for b in buckets:  # each bucket's M: a (B, ., .) view of the flat buffer
-            shape = self.states[first]["fop_M"].shape
-            size = len(b.params) * shape.numel()
-            b.M = self.M[offset : offset + size].view(len(b.params), *shape)
-            offset += size
-            first += len(b.params)
-        self.bucket_grad_numel = [len(b.params) * b.layout.n * b.layout.d for b in buckets]
-        self.prev_grad: Tensor | None = None
-        if "fop_prev_grad" in self.states[0]:
-            self._keep(torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states]))
-        self.spare = self.M.new_empty(sum(self.bucket_grad_numel))
+        self.H = torch.empty_like(self.M)
+        m_shapes = [s["fop_M"].shape for s in self.states]
+        row_shapes = [(lay.n, lay.d) for lay in self.layouts]
+        for b, M, H in zip(buckets, self._by_bucket(self.M, m_shapes),
+                           self._by_bucket(self.H, m_shapes), strict=True):
+            b.M, b.H = M, H
+        numel = sum(lay.n * lay.d for lay in self.layouts)
+        self.rows = [self.M.new_empty(numel), self.M.new_empty(numel)]
+        self.cur = 0  # rows[cur]: this step's gradients; rows[1 - cur]: the previous step's
+        self.row_views = [_split(r, row_shapes) for r in self.rows]
+        self.D = self.M.new_empty(numel)
+        self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, _split(self.D, row_shapes),
+                                                         strict=True)]
+        for b, R0, R1, D in zip(buckets, self._by_bucket(self.rows[0], row_shapes),
+                                self._by_bucket(self.rows[1], row_shapes),
+                                self._by_bucket(self.D, row_shapes), strict=True):
+            b.rows, b.D = [R0, R1], D
+        self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
+        if self.started:
+            torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
+            self._point_prev_grad()
+        self.cache_key: tuple[int, int] | None = None  # versions of M and R_prev for X_prev
+        self.velocity: Tensor | None = None
+        self.velocity_params: list[Tensor] = []
+        if fused and all("momentum_buffer" in s.get("base", {}) for s in self.states):
+            flat = torch.cat([lay.rows(s["base"]["momentum_buffer"]).reshape(-1)
+                              for s, lay in zip(self.states, self.layouts, strict=True)])
+            self._keep_velocity(flat)
 
     def _flatten(self, key: str) -> Tensor:
+        """One flat buffer for ``state[key]`` of every tensor, which becomes views of it."""
         flat = torch.cat([s[key].reshape(-1) for s in self.states])
-        offset = 0
-        for s in self.states:
-            size = s[key].numel()
-            s[key] = flat[offset : offset + size].view(s[key].shape)
-            offset += size
+        for s, view in zip(self.states, _split(flat, [s[key].shape for s in self.states]),
+                           strict=True):
+            s[key] = view
         return flat
 
-    def _keep(self, flat_rows: Tensor) -> None:
-        """Make ``flat_rows`` the previous gradient, with views for the buckets and the state."""
-        self.prev_grad = flat_rows
-        offset = 0
-        for s, lay in zip(self.states, self.layouts, strict=True):
-            s["fop_prev_grad"] = flat_rows[offset : offset + lay.n * lay.d].view(lay.n, lay.d)
-            offset += lay.n * lay.d
-        for b, R in zip(self.buckets, self.split(flat_rows), strict=True):
-            b.prev_grad = R
+    def _by_bucket(self, flat: Tensor, shapes: list) -> list[Tensor]:
+        """Each bucket's part of a flat buffer laid out tensor after tensor, as (B, ., .)."""
+        out, offset, first = [], 0, 0
+        for b in self.buckets:
+            shape = shapes[first]
+            size = b.size * math.prod(shape)
+            out.append(flat[offset : offset + size].view(b.size, *shape))
+            offset += size
+            first += b.size
+        return out
 
-    def split(self, flat_rows: Tensor) -> list[Tensor]:
-        """Each bucket's part of a flat rows buffer, as (B, n, d)."""
-        return [R.view(len(b.params), b.layout.n, b.layout.d)
-                for b, R in zip(self.buckets, flat_rows.split(self.bucket_grad_numel),
-                                strict=True)]
+    def _point_prev_grad(self) -> None:
+        for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
+            s["fop_prev_grad"] = view
 
-    def rows(self) -> tuple[Tensor, list[Tensor]]:
-        """This step's raw gradient rows, stacked into the spare buffer: (flat, per bucket)."""
-        per_bucket = self.split(self.spare)
-        for b, out in zip(self.buckets, per_bucket, strict=True):
-            b.rows(out)
-        return self.spare, per_bucket
+    def _keep_velocity(self, flat: Tensor) -> None:
+        """Make ``flat`` (rows layout) the momentum buffer, seen by the state in p's shape."""
+        self.velocity = flat
+        shapes = [(lay.n, lay.d) for lay in self.layouts]
+        self.velocity_params = [lay.unrows(v) for lay, v in zip(self.layouts,
+                                                                _split(flat, shapes), strict=True)]
+        for s, v in zip(self.states, self.velocity_params, strict=True):
+            s.setdefault("base", {})["momentum_buffer"] = v
 
-    def hypergradients(self, rows: list[Tensor]) -> Tensor | None:
-        """All buckets' hypergradients, flat, or None before the first previous gradient."""
-        if self.prev_grad is None:
+    def gather(self) -> Tensor:
+        """This step's raw gradients as rows, into one flat buffer (one copy)."""
+        return torch.cat([lay.rows(p.grad).reshape(-1)
+                          for p, lay in zip(self.params, self.layouts, strict=True)],
+                         out=self.rows[self.cur])
+
+    def hypergradients(self) -> Tensor | None:
+        """All buckets' hypergradients, flat like M, or None before the first previous step."""
+        if not self.started:
             return None
+        prev = 1 - self.cur
+        normalize = self.group["normalize"]
+        if self.cache_key != (self.M._version, self.rows[prev]._version):
+            # M or G_prev changed since X_prev was made (a new pool, a loaded or edited state)
+            for b in self.buckets:
+                b.X_prev = _precondition(b.layout, False, b.M, b.rows[prev])[1]
         eta = self.states[0]["fop_prev_lr"]
-        return torch.cat([b.hypergradient(R, eta).reshape(-1)
-                          for b, R in zip(self.buckets, rows, strict=True)])
+        for b in self.buckets:
+            _hypergradient(b.layout, normalize, b.M, b.rows[self.cur], b.rows[prev], b.X_prev,
+                           eta, out=b.H)
+        return self.H
 
     def learn(self, H: Tensor) -> None:
         """One hyper-optimizer step on every M of the pool (torch.optim.Adam's update)."""
@@ -305,15 +344,41 @@ class _Pool:
         denom = self.exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**self.hyper_step)).add_(_HYPER_EPS)
         self.M.addcdiv_(self.exp_avg, denom, value=-hyper_lr / (1 - beta1**self.hyper_step))
 
-    def remember(self, flat_rows: Tensor) -> None:
-        """Keep this step's rows and learning rate for the next step."""
-        if self.prev_grad is None:
-            self._keep(flat_rows)
-            self.spare = flat_rows.new_empty(flat_rows.shape)
-        else:  # one copy: cheaper than re-pointing every view at a swapped buffer
-            self.prev_grad.copy_(flat_rows)
+    def precondition(self) -> None:
+        """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
+        normalize = self.group["normalize"]
+        for b in self.buckets:
+            b.X_prev = _precondition(b.layout, normalize, b.M, b.rows[self.cur], out=b.D)[1]
+
+    def momentum_step(self) -> None:
+        """torch.optim.SGD's update with D as gradient: v <- mu v + D; p <- p - lr v."""
+        lr, mu = self.group["lr"], self.group["momentum"]
+        if mu == 0:
+            steps = self.D_params
+        elif self.velocity is None:
+            self._keep_velocity(self.D.clone())
+            steps = self.velocity_params
+        else:
+            self.velocity.mul_(mu).add_(self.D)
+            steps = self.velocity_params
+        for p, v in zip(self.params, steps, strict=True):
+            p.add_(v, alpha=-lr)
+
+    def remember(self) -> None:
+        """This step's gradients become the previous ones (the buffers swap), with their lr."""
+        self.cur = 1 - self.cur
+        self.started = True
+        self._point_prev_grad()
+        self.cache_key = (self.M._version, self.rows[1 - self.cur]._version)
+        lr = self.group["lr"]
         for s in self.states:
-            s["fop_prev_lr"] = self.group["lr"]
+            s["fop_prev_lr"] = lr
+
+
+def _split(flat: Tensor, shapes: list) -> list[Tensor]:
+    """Views of consecutive pieces of ``flat`` with the given shapes."""
+    sizes = [math.prod(shape) for shape in shapes]
+    return [piece.view(shape) for piece, shape in zip(flat.split(sizes), shapes, strict=True)]
 
 
 class FOP(torch.optim.Optimizer):
@@ -412,13 +477,24 @@ class FOP(torch.optim.Optimizer):
             fop_nonfinite_skips=0,
         )
 
+    def _fuses_momentum(self, group: Mapping[str, Any]) -> bool:
+        """Whether the pools of ``group`` can do SGD's update themselves: plain torch SGD, none
+        of the options that change its arithmetic."""
+        return (type(self._base) is torch.optim.SGD and not isinstance(group["lr"], Tensor)
+                and group["weight_decay"] == 0 and group["dampening"] == 0
+                and not (group["nesterov"] or group["maximize"] or group["differentiable"]
+                         or group.get("fused")))
+
     def _prepare(self) -> tuple[list[_Pool], list[Tensor]]:
         """Pools of the preconditioned tensors that have a gradient, and the other tensors.
 
-        Rebuilt only when the set of tensors with a gradient, or with a previous one, changes.
+        Rebuilt only when the set of tensors with a gradient, or with a previous one, or the
+        base optimizer's options change.
         """
-        key = tuple((id(p), "fop_prev_grad" in self.state[p])
-                    for group in self.param_groups for p in group["params"] if p.grad is not None)
+        fused = [self._fuses_momentum(group) for group in self.param_groups]
+        key = (tuple(fused), *((id(p), "fop_prev_grad" in self.state[p])
+                               for group in self.param_groups for p in group["params"]
+                               if p.grad is not None))
         if key == self._pool_key:
             return self._pools, self._plain
         self._plain = []
@@ -440,13 +516,14 @@ class FOP(torch.optim.Optimizer):
                 # whether a previous gradient exists (none: no hypergradient yet).
                 pool = (gi, p.dtype, p.device, "fop_prev_grad" in state, state["fop_hyper_step"])
                 shape = (layout.structure, layout.n, layout.d, layout.rank)
-                bucket = buckets.setdefault((pool, shape), _Bucket([], [], group))
+                bucket = buckets.setdefault((pool, shape), _Bucket([], []))
                 bucket.params.append(p)
                 bucket.layouts.append(layout)
         pools: dict[tuple, list[_Bucket]] = {}
         for (pool, _), bucket in buckets.items():
             pools.setdefault(pool, []).append(bucket)
-        self._pools = [_Pool(self.state, bs) for bs in pools.values()]
+        self._pools = [_Pool(self.state, bs, self.param_groups[pool[0]], fused[pool[0]])
+                       for pool, bs in pools.items()]
         self._pool_key = key
         return self._pools, self._plain
 
@@ -460,27 +537,37 @@ class FOP(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         pools, plain = self._prepare()
-        stacked = [pool.rows() for pool in pools]
-        flat_rows = [flat for flat, _ in stacked]
-        rows = [per_bucket for _, per_bucket in stacked]
-        hypergrads = [pool.hypergradients(rs) for pool, rs in zip(pools, rows, strict=True)]
-        if not self._all_finite(pools, flat_rows, hypergrads, plain):
+        rows = [pool.gather() for pool in pools]
+        hypergrads = [pool.hypergradients() for pool in pools]
+        if not self._all_finite(pools, rows, hypergrads, plain):
             return loss
         for pool, H in zip(pools, hypergrads, strict=True):
             if H is not None:
                 pool.learn(H)
+        for pool in pools:
+            pool.precondition()
+        self._step_base(pools, plain)
+        for pool in pools:
+            pool.remember()
+        return loss
+
+    def _step_base(self, pools: list[_Pool], plain: list[Tensor]) -> None:
+        """The base optimizer's step with D as gradient: fused pools do their own, torch the rest
+        (p.grad holds D meanwhile, then the raw gradient again)."""
+        for pool in pools:
+            if pool.fused:
+                pool.momentum_step()
+        if not plain and all(pool.fused for pool in pools):
+            return
         raw = [(p, p.grad) for pool in pools for p in pool.params]
-        for pool, rs in zip(pools, rows, strict=True):
-            for b, R in zip(pool.buckets, rs, strict=True):
-                b.precondition(R)
+        for pool in pools:
+            for p, D in zip(pool.params, pool.D_params, strict=True):
+                p.grad = None if pool.fused else D
         try:
             self._base.step()
         finally:
             for p, g in raw:
                 p.grad = g
-        for pool, R in zip(pools, flat_rows, strict=True):
-            pool.remember(R)
-        return loss
 
     def _all_finite(self, pools: list[_Pool], rows: list[Tensor],
                     hypergrads: list[Tensor | None], plain: list[Tensor]) -> bool:
@@ -576,7 +663,7 @@ def _describe(name: str, layout: _Layout, group: Mapping[str, Any],
     angle = float("nan")
     if "fop_prev_grad" in state:
         g = state["fop_prev_grad"][None]
-        pg = _precondition(layout, normalize, M[None], g)
+        pg = _precondition(layout, normalize, M[None], g)[0]
         cos = float((g * pg).sum() / (g.norm() * pg.norm()))
         angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
     return PreconditionerDiagnostics(
