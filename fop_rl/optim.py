@@ -102,6 +102,9 @@ class _Layout:
     def rows(self, t: Tensor) -> Tensor:
         return t.t() if self.transpose else t.reshape(self.n, self.d)
 
+    def flat_rows(self, t: Tensor) -> Tensor:
+        return t.t().reshape(-1) if self.transpose else t.reshape(-1)
+
     def unrows(self, r: Tensor) -> Tensor:
         return r.t() if self.transpose else r.reshape(self.shape)
 
@@ -243,6 +246,7 @@ class _Pool:
         self.states = [states[p] for p in self.params]
         self.layouts = [lay for b in buckets for lay in b.layouts]
         self.hyper_step: int = self.states[0]["fop_hyper_step"]  # equal in a pool: in its key
+        self.step_count = torch.tensor(float(self.hyper_step), device=self.params[0].device)
         self.M = self._flatten("fop_M")
         self.exp_avg = self._flatten("fop_hyper_exp_avg")
         self.exp_avg_sq = self._flatten("fop_hyper_exp_avg_sq")
@@ -271,7 +275,7 @@ class _Pool:
         self.velocity: Tensor | None = None
         self.velocity_params: list[Tensor] = []
         if fused and all("momentum_buffer" in s.get("base", {}) for s in self.states):
-            flat = torch.cat([lay.rows(s["base"]["momentum_buffer"]).reshape(-1)
+            flat = torch.cat([lay.flat_rows(s["base"]["momentum_buffer"])
                               for s, lay in zip(self.states, self.layouts, strict=True)])
             self._keep_velocity(flat)
 
@@ -309,7 +313,7 @@ class _Pool:
 
     def gather(self) -> Tensor:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
-        return torch.cat([lay.rows(p.grad).reshape(-1)
+        return torch.cat([lay.flat_rows(p.grad)
                           for p, lay in zip(self.params, self.layouts, strict=True)],
                          out=self.rows[self.cur])
 
@@ -330,19 +334,20 @@ class _Pool:
         return self.H
 
     def learn(self, H: Tensor) -> None:
-        """One hyper-optimizer step on every M of the pool (torch.optim.Adam's update)."""
+        """One hyper-optimizer step on every M of the pool: torch's Adam, or SGD."""
         hyper_lr = self.group["hyper_lr"]
         if self.group["hyper_optimizer"] == "sgd":
             self.M.add_(H, alpha=-hyper_lr)
             return
-        beta1, beta2 = _HYPER_BETAS
         self.hyper_step += 1
         for s in self.states:
             s["fop_hyper_step"] = self.hyper_step
-        self.exp_avg.lerp_(H, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(H, H, value=1 - beta2)
-        denom = self.exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**self.hyper_step)).add_(_HYPER_EPS)
-        self.M.addcdiv_(self.exp_avg, denom, value=-hyper_lr / (1 - beta1**self.hyper_step))
+        self.step_count.add_(1)
+        # the kernel of torch.optim.Adam(fused=True): one call for the whole pool
+        torch._fused_adam_([self.M], [H], [self.exp_avg], [self.exp_avg_sq], [],
+                           [self.step_count], lr=hyper_lr, beta1=_HYPER_BETAS[0],
+                           beta2=_HYPER_BETAS[1], weight_decay=0.0, eps=_HYPER_EPS,
+                           amsgrad=False, maximize=False)
 
     def precondition(self) -> None:
         """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
@@ -361,8 +366,7 @@ class _Pool:
         else:
             self.velocity.mul_(mu).add_(self.D)
             steps = self.velocity_params
-        for p, v in zip(self.params, steps, strict=True):
-            p.add_(v, alpha=-lr)
+        torch._foreach_add_(self.params, steps, alpha=-lr)
 
     def remember(self) -> None:
         """This step's gradients become the previous ones (the buffers swap), with their lr."""
@@ -576,8 +580,8 @@ class FOP(torch.optim.Optimizer):
         A sum is non-finite when an entry is, or when it overflows: only gradients far too
         large to use can do that.
         """
-        sums = [t.sum() for t in rows + hypergrads + [p.grad for p in plain] if t is not None]
-        if not sums or bool(torch.stack(sums).isfinite().all()):
+        total = sum(t.sum() for t in rows + hypergrads + [p.grad for p in plain] if t is not None)
+        if math.isfinite(total):
             return True
         for pool, H in zip(pools, hypergrads, strict=True):
             offset = 0  # H is laid out like the flat M: tensor after tensor
