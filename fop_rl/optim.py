@@ -108,6 +108,22 @@ class _Layout:
     def unrows(self, r: Tensor) -> Tensor:
         return r.t() if self.transpose else r.reshape(self.shape)
 
+    @property
+    def stores_transpose(self) -> bool:
+        """Pools store a full or low-rank M (d x k) as the rows of M^T, so that the big matrix
+        products read both R and M row by row."""
+        return self.structure in ("full", "lowrank")
+
+    def flat_m(self, m: Tensor) -> Tensor:
+        """M, or a tensor shaped like it, in the order a pool stores it."""
+        return m.mT.reshape(-1) if self.stores_transpose else m.reshape(-1)
+
+    def view_m(self, stored: Tensor, shape: tuple[int, ...], batch: tuple[int, ...] = ()) -> Tensor:
+        """The stored elements of ``flat_m`` seen in M's shape (with leading batch dimensions)."""
+        if self.stores_transpose:
+            return stored.view(*batch, shape[1], shape[0]).mT
+        return stored.view(*batch, *shape)
+
     def init_param(self, like: Tensor, seed: int) -> Tensor:
         """The structure's parameter at the start: M = I, U small random, m = 1."""
         if self.structure == "full":
@@ -155,68 +171,20 @@ def _trace(layout: _Layout, M: Tensor) -> Tensor:
     return sq * _numel(layout) if layout.structure == "scalar" else sq
 
 
-def _precondition(layout: _Layout, normalize: bool, M: Tensor, R: Tensor,
-                  out: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-    """Rows of D = P G for rows R = G^T stacked as (B, n, d), and X = R M (None if diagonal P).
-
-    X is what the next step's hypergradient needs of this gradient: there it is R_prev M.
-    """
-    X = None
-    if layout.structure == "full":
-        X = torch.bmm(R, M)
-        D = torch.bmm(X, M.mT, out=out)
-    elif layout.structure == "lowrank":
-        X = torch.bmm(R, M)
-        D = torch.baddbmm(R, X, M.mT, out=out)
-    else:
-        D = torch.mul(R, M.square(), out=out)
-    if normalize:
-        D.mul_(_numel(layout) / _trace(layout, M))
-    return D, X
-
-
-def _hypergradient(layout: _Layout, normalize: bool, M: Tensor, R: Tensor, R_prev: Tensor,
-                   X_prev: Tensor | None, eta: float, out: Tensor) -> Tensor:
-    """dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, written into ``out``.
-
-    G = R^T, G_{t-1} = R_prev^T, and X_prev = R_prev M (full and lowrank), so that
-    -eta (G G_prev^T + G_prev G^T) M = -eta (R^T X_prev + R_prev^T (R M)): three products of
-    n d k flops, never a d x d one for lowrank.
-    """
-    s = layout.structure
-    if s in ("full", "lowrank"):
-        H = torch.bmm(R.mT, X_prev, out=out)
-        H.baddbmm_(R_prev.mT, torch.bmm(R, M), beta=-eta, alpha=-eta)
-    elif s == "scalar":
-        H = torch.mul((R * R_prev).sum((1, 2), keepdim=True), M, out=out).mul_(-2 * eta)
-    else:
-        H = torch.mul(R, R_prev, out=out).mul_(M).mul_(-2 * eta)
-    if not normalize:
-        return H
-    # P~ = c P with c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) d tr(P)/dM
-    trace = _trace(layout, M)
-    c = _numel(layout) / trace
-    inner = (R * _precondition(layout, False, M, R_prev)[0]).sum((1, 2), keepdim=True)
-    grad_trace = 2 * M * (_numel(layout) if s == "scalar" else 1)
-    return H.mul_(c).add_(grad_trace * (eta * inner * c / trace))
-
-
 class _Bucket:
-    """Tensors of one pool with the same structure, n, d and rank: their matrix math batched.
+    """Tensors of one pool with the same structure, n, d and rank: their math, batched.
 
-    Its tensors are (B, ., .) views into the pool's flat buffers: ``M``, the hypergradient
-    ``H``, the preconditioned rows ``D``, and the rows of this and the previous step's raw
-    gradients (two buffers that swap roles every step). ``X_prev`` = R_prev M, kept from the
-    previous step's preconditioning, saves the hypergradient one product.
+    Every tensor here is a (B, ., .) view made once, when the pool is built, into buffers that
+    persist across steps (a step then spends its time in the products, not in making views):
+    ``M`` (d x k, stored as the rows of its transpose ``K``), the hypergradient ``H`` (stored as
+    ``HT``), the preconditioned rows ``D``, and two slots, indexed by the pool's ``cur``, of the
+    raw gradient rows ``R`` and of ``X = R M``: this step's and the previous step's, swapping
+    roles every step. The previous step's ``X`` is exactly the ``R_prev M`` that this step's
+    hypergradient needs, so it is kept rather than recomputed.
     """
 
     def __init__(self, params: list[Tensor], layouts: list[_Layout]):
         self.params, self.layouts = params, layouts
-        self.M: Tensor
-        self.H: Tensor
-        self.D: Tensor
-        self.rows: list[Tensor]  # views of the pool's two rows buffers
-        self.X_prev: Tensor | None = None
 
     @property
     def layout(self) -> _Layout:
@@ -226,6 +194,65 @@ class _Bucket:
     @property
     def size(self) -> int:
         return len(self.params)
+
+    def bind(self, M: Tensor, H: Tensor, rows: list[Tensor], D: Tensor, normalize: bool) -> None:
+        """Take this bucket's views of the pool's buffers."""
+        self.M, self.H, self.R, self.D, self.normalize = M, H, rows, D, normalize
+        if self.layout.stores_transpose:
+            self.K, self.HT = M.mT, H.mT
+            n, k = self.layout.n, M.shape[2]
+            self.X = [M.new_empty(self.size, n, k) for _ in range(2)]
+            self.XT = [X.mT for X in self.X]
+
+    def refresh(self, prev: int) -> None:
+        """Recompute X_prev = R_prev M, after M or R_prev changed outside a step."""
+        if self.layout.stores_transpose:
+            torch.bmm(self.R[prev], self.M, out=self.X[prev])
+
+    def hypergradient(self, cur: int, eta: float) -> None:
+        """H = dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, with G = R^T.
+
+        Full and low rank: -eta (G G_{t-1}^T + G_{t-1} G^T) M = -eta (R^T X_prev + R_prev^T X)
+        with X = R M: three products of n d k flops (no d x d one), made as H^T so that they
+        read R by rows (twice as fast as by columns for a wide layer).
+        """
+        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
+        structure = self.layout.structure
+        if self.layout.stores_transpose:
+            torch.bmm(R, self.M, out=self.X[cur])
+            torch.bmm(self.XT[prev], R, out=self.HT)
+            self.HT.baddbmm_(self.XT[cur], R_prev, beta=-eta, alpha=-eta)
+        elif structure == "scalar":  # M = m I: -2 eta m <G, G_prev>
+            torch.mul((R * R_prev).sum((1, 2), keepdim=True), self.M, out=self.H).mul_(-2 * eta)
+        else:  # diagonal: -2 eta m * G * G_prev
+            torch.mul(R, R_prev, out=self.H).mul_(self.M).mul_(-2 * eta)
+        if not self.normalize:
+            return
+        # FOP-norm, P~ = c P, c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
+        lay, M = self.layout, self.M
+        if lay.stores_transpose:  # <G, M M^T G_prev> = <X, X_prev>, plus <G, G_prev> for I + U U^T
+            inner = (self.X[cur] * self.X[prev]).sum((1, 2), keepdim=True)
+            if structure == "lowrank":
+                inner += (R * R_prev).sum((1, 2), keepdim=True)
+        else:
+            inner = (R * R_prev * M.square()).sum((1, 2), keepdim=True)
+        trace = _trace(lay, M)
+        c = _numel(lay) / trace
+        grad_trace = 2 * M * (_numel(lay) if structure == "scalar" else 1)
+        self.H.mul_(c).add_(grad_trace * (eta * inner * c / trace))
+
+    def precondition(self, cur: int) -> None:
+        """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
+        R = self.R[cur]
+        structure = self.layout.structure
+        if structure == "full":
+            torch.bmm(torch.bmm(R, self.M, out=self.X[cur]), self.K, out=self.D)
+        elif structure == "lowrank":
+            torch.baddbmm(R, torch.bmm(R, self.M, out=self.X[cur]), self.K, out=self.D)
+        else:
+            torch.mul(R, self.M.square(), out=self.D)
+        if self.normalize:
+            self.D.mul_(_numel(self.layout) / _trace(self.layout, self.M))
 
 
 class _Pool:
@@ -253,9 +280,6 @@ class _Pool:
         self.H = torch.empty_like(self.M)
         m_shapes = [s["fop_M"].shape for s in self.states]
         row_shapes = [(lay.n, lay.d) for lay in self.layouts]
-        for b, M, H in zip(buckets, self._by_bucket(self.M, m_shapes),
-                           self._by_bucket(self.H, m_shapes), strict=True):
-            b.M, b.H = M, H
         numel = sum(lay.n * lay.d for lay in self.layouts)
         self.rows = [self.M.new_empty(numel), self.M.new_empty(numel)]
         self.cur = 0  # rows[cur]: this step's gradients; rows[1 - cur]: the previous step's
@@ -263,10 +287,12 @@ class _Pool:
         self.D = self.M.new_empty(numel)
         self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, _split(self.D, row_shapes),
                                                          strict=True)]
-        for b, R0, R1, D in zip(buckets, self._by_bucket(self.rows[0], row_shapes),
-                                self._by_bucket(self.rows[1], row_shapes),
-                                self._by_bucket(self.D, row_shapes), strict=True):
-            b.rows, b.D = [R0, R1], D
+        for b, M, H, R0, R1, D in zip(buckets, self._by_bucket(self.M, m_shapes, like_m=True),
+                                      self._by_bucket(self.H, m_shapes, like_m=True),
+                                      self._by_bucket(self.rows[0], row_shapes),
+                                      self._by_bucket(self.rows[1], row_shapes),
+                                      self._by_bucket(self.D, row_shapes), strict=True):
+            b.bind(M, H, [R0, R1], D, group["normalize"])
         self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
         if self.started:
             torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
@@ -280,20 +306,24 @@ class _Pool:
             self._keep_velocity(flat)
 
     def _flatten(self, key: str) -> Tensor:
-        """One flat buffer for ``state[key]`` of every tensor, which becomes views of it."""
-        flat = torch.cat([s[key].reshape(-1) for s in self.states])
-        for s, view in zip(self.states, _split(flat, [s[key].shape for s in self.states]),
-                           strict=True):
-            s[key] = view
+        """One flat buffer for ``state[key]`` (shaped like M) of every tensor, which becomes
+        views of it."""
+        flat = torch.cat([lay.flat_m(s[key]) for s, lay in zip(self.states, self.layouts,
+                                                                strict=True)])
+        pieces = flat.split([s[key].numel() for s in self.states])
+        for s, lay, piece in zip(self.states, self.layouts, pieces, strict=True):
+            s[key] = lay.view_m(piece, s[key].shape)
         return flat
 
-    def _by_bucket(self, flat: Tensor, shapes: list) -> list[Tensor]:
+    def _by_bucket(self, flat: Tensor, shapes: list, like_m: bool = False) -> list[Tensor]:
         """Each bucket's part of a flat buffer laid out tensor after tensor, as (B, ., .)."""
         out, offset, first = [], 0, 0
         for b in self.buckets:
             shape = shapes[first]
             size = b.size * math.prod(shape)
-            out.append(flat[offset : offset + size].view(b.size, *shape))
+            piece = flat[offset : offset + size]
+            out.append(b.layout.view_m(piece, shape, (b.size,)) if like_m
+                       else piece.view(b.size, *shape))
             offset += size
             first += b.size
         return out
@@ -322,15 +352,13 @@ class _Pool:
         if not self.started:
             return None
         prev = 1 - self.cur
-        normalize = self.group["normalize"]
         if self.cache_key != (self.M._version, self.rows[prev]._version):
             # M or G_prev changed since X_prev was made (a new pool, a loaded or edited state)
             for b in self.buckets:
-                b.X_prev = _precondition(b.layout, False, b.M, b.rows[prev])[1]
+                b.refresh(prev)
         eta = self.states[0]["fop_prev_lr"]
         for b in self.buckets:
-            _hypergradient(b.layout, normalize, b.M, b.rows[self.cur], b.rows[prev], b.X_prev,
-                           eta, out=b.H)
+            b.hypergradient(self.cur, eta)
         return self.H
 
     def learn(self, H: Tensor) -> None:
@@ -351,9 +379,8 @@ class _Pool:
 
     def precondition(self) -> None:
         """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
-        normalize = self.group["normalize"]
         for b in self.buckets:
-            b.X_prev = _precondition(b.layout, normalize, b.M, b.rows[self.cur], out=b.D)[1]
+            b.precondition(self.cur)
 
     def momentum_step(self) -> None:
         """torch.optim.SGD's update with D as gradient: v <- mu v + D; p <- p - lr v."""
@@ -666,8 +693,8 @@ def _describe(name: str, layout: _Layout, group: Mapping[str, Any],
         eigs = diagonal.flatten().double()
     angle = float("nan")
     if "fop_prev_grad" in state:
-        g = state["fop_prev_grad"][None]
-        pg = _precondition(layout, normalize, M[None], g)[0]
+        g = state["fop_prev_grad"]  # rows G^T; P is symmetric, so P G is G^T P as rows
+        pg = g @ matrix if layout.structure in ("full", "lowrank") else g * diagonal
         cos = float((g * pg).sum() / (g.norm() * pg.norm()))
         angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
     return PreconditionerDiagnostics(
