@@ -263,8 +263,8 @@ class _Pool:
     of RL policies the count of calls, not arithmetic, is what costs. ``optimizer.state[p]``
     holds views into the buffers, so ``state_dict()`` sees live values.
 
-    ``fused`` pools (base: plain torch SGD) do SGD's momentum update here on the flat buffers,
-    with torch.optim.SGD's exact arithmetic, and keep its ``momentum_buffer`` in the state.
+    ``fused`` pools (base: torch SGD) step it themselves in one call of its fused kernel, with D
+    as the gradient, and keep its ``momentum_buffer`` in the state as torch SGD does.
     """
 
     def __init__(self, states: dict, buckets: list[_Bucket], group: dict, fused: bool):
@@ -287,6 +287,7 @@ class _Pool:
         self.D = self.M.new_empty(numel)
         self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, _split(self.D, row_shapes),
                                                          strict=True)]
+        self.transposed = any(lay.transpose for lay in self.layouts)
         for b, M, H, R0, R1, D in zip(buckets, self._by_bucket(self.M, m_shapes, like_m=True),
                                       self._by_bucket(self.H, m_shapes, like_m=True),
                                       self._by_bucket(self.rows[0], row_shapes),
@@ -298,12 +299,10 @@ class _Pool:
             torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
             self._point_prev_grad()
         self.cache_key: tuple[int, int] | None = None  # versions of M and R_prev for X_prev
-        self.velocity: Tensor | None = None
-        self.velocity_params: list[Tensor] = []
-        if fused and all("momentum_buffer" in s.get("base", {}) for s in self.states):
-            flat = torch.cat([lay.flat_rows(s["base"]["momentum_buffer"])
-                              for s, lay in zip(self.states, self.layouts, strict=True)])
-            self._keep_velocity(flat)
+        # the base's momentum buffers (torch SGD's state), once the first step made them
+        self.velocity: list[Tensor] | None = None
+        if all("momentum_buffer" in s.get("base", {}) for s in self.states):
+            self.velocity = [s["base"]["momentum_buffer"] for s in self.states]
 
     def _flatten(self, key: str) -> Tensor:
         """One flat buffer for ``state[key]`` (shaped like M) of every tensor, which becomes
@@ -331,15 +330,6 @@ class _Pool:
     def _point_prev_grad(self) -> None:
         for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
             s["fop_prev_grad"] = view
-
-    def _keep_velocity(self, flat: Tensor) -> None:
-        """Make ``flat`` (rows layout) the momentum buffer, seen by the state in p's shape."""
-        self.velocity = flat
-        shapes = [(lay.n, lay.d) for lay in self.layouts]
-        self.velocity_params = [lay.unrows(v) for lay, v in zip(self.layouts,
-                                                                _split(flat, shapes), strict=True)]
-        for s, v in zip(self.states, self.velocity_params, strict=True):
-            s.setdefault("base", {})["momentum_buffer"] = v
 
     def gather(self) -> Tensor:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
@@ -382,18 +372,21 @@ class _Pool:
         for b in self.buckets:
             b.precondition(self.cur)
 
-    def momentum_step(self) -> None:
-        """torch.optim.SGD's update with D as gradient: v <- mu v + D; p <- p - lr v."""
-        lr, mu = self.group["lr"], self.group["momentum"]
-        if mu == 0:
-            steps = self.D_params
-        elif self.velocity is None:
-            self._keep_velocity(self.D.clone())
-            steps = self.velocity_params
-        else:
-            self.velocity.mul_(mu).add_(self.D)
-            steps = self.velocity_params
-        torch._foreach_add_(self.params, steps, alpha=-lr)
+    def base_step(self) -> None:
+        """torch.optim.SGD's update with D as gradient (v <- mu v + D; p <- p - lr v with its
+        other options), in one call of the kernel of torch.optim.SGD(fused=True)."""
+        g = self.group
+        first = g["momentum"] != 0 and self.velocity is None
+        if first:  # the kernel fills the buffers on the first step
+            self.velocity = [torch.empty_like(p) for p in self.params]
+            for s, v in zip(self.states, self.velocity, strict=True):
+                s.setdefault("base", {})["momentum_buffer"] = v
+        # the kernel walks every tensor in memory order: D must be laid out like p
+        grads = [D.contiguous() for D in self.D_params] if self.transposed else self.D_params
+        torch._fused_sgd_(self.params, grads, self.velocity or [],
+                          weight_decay=g["weight_decay"], momentum=g["momentum"], lr=g["lr"],
+                          dampening=g["dampening"], nesterov=g["nesterov"],
+                          maximize=g["maximize"], is_first_step=first)
 
     def remember(self) -> None:
         """This step's gradients become the previous ones (the buffers swap), with their lr."""
@@ -508,13 +501,10 @@ class FOP(torch.optim.Optimizer):
             fop_nonfinite_skips=0,
         )
 
-    def _fuses_momentum(self, group: Mapping[str, Any]) -> bool:
-        """Whether the pools of ``group`` can do SGD's update themselves: plain torch SGD, none
-        of the options that change its arithmetic."""
-        return (type(self._base) is torch.optim.SGD and not isinstance(group["lr"], Tensor)
-                and group["weight_decay"] == 0 and group["dampening"] == 0
-                and not (group["nesterov"] or group["maximize"] or group["differentiable"]
-                         or group.get("fused")))
+    def _fuses_base(self, group: Mapping[str, Any]) -> bool:
+        """Whether the pools of ``group`` step the base themselves: torch SGD, not
+        differentiable (its fused kernel does the rest of its options)."""
+        return type(self._base) is torch.optim.SGD and not group["differentiable"]
 
     def _prepare(self) -> tuple[list[_Pool], list[Tensor]]:
         """Pools of the preconditioned tensors that have a gradient, and the other tensors.
@@ -522,7 +512,7 @@ class FOP(torch.optim.Optimizer):
         Rebuilt only when the set of tensors with a gradient, or with a previous one, or the
         base optimizer's options change.
         """
-        fused = [self._fuses_momentum(group) for group in self.param_groups]
+        fused = [self._fuses_base(group) for group in self.param_groups]
         key = (tuple(fused), *((id(p), "fop_prev_grad" in self.state[p])
                                for group in self.param_groups for p in group["params"]
                                if p.grad is not None))
@@ -587,7 +577,7 @@ class FOP(torch.optim.Optimizer):
         (p.grad holds D meanwhile, then the raw gradient again)."""
         for pool in pools:
             if pool.fused:
-                pool.momentum_step()
+                pool.base_step()
         if not plain and all(pool.fused for pool in pools):
             return
         raw = [(p, p.grad) for pool in pools for p in pool.params]
