@@ -54,13 +54,19 @@ the step without changing its overall scale. Its hypergradient differentiates th
 A step whose gradient or hypergradient is not finite is skipped entirely, as torch's
 GradScaler does, and counted per tensor (``diagnostics()``).
 
-Implementation notes: for the small layers of RL policies the number of torch calls, not the
-arithmetic, sets the cost. Tensors with the same structure and matrix shape are stacked into
-buckets for the matrix products (``torch.bmm``); a group's buckets keep M, the hyper-optimizer's
-moments and G_{t-1} in flat buffers, so the elementwise work is a few calls per step whatever
-the number of tensors. Everything lives in ``self.state[p]`` (as views into those buffers), so
-``state_dict()``/``load_state_dict()`` carry it. The base optimizer is a real torch optimizer
-sharing this optimizer's ``param_groups`` and keeping its state inside ``self.state[p]``.
+Implementation notes: for the small layers of RL policies the number of torch calls sets the
+cost, for wide layers the passes over memory. Tensors with the same structure and matrix shape
+are stacked into buckets for the matrix products (``torch.bmm``, on views made once). A group's
+buckets keep M, the hyper-optimizer's moments and the gradients in flat buffers, so elementwise
+work is one call whatever the number of tensors: M learns by torch's fused Adam kernel; G_t and
+G_{t-1} live in two buffers that swap roles each step instead of being copied; R_{t-1} M, made
+when preconditioning G_{t-1}, is kept for the next hypergradient; M is stored as the rows of
+M^T so that wide products read memory in order. Everything lives in ``self.state[p]`` (as
+views into those buffers), so ``state_dict()``/``load_state_dict()`` carry it. The base
+optimizer is a real torch optimizer sharing this optimizer's ``param_groups`` and keeping its
+state inside ``self.state[p]``; an SGD base is stepped in one call of the kernel of
+``torch.optim.SGD(fused=True)`` (bit for bit its update), any other base sees D in ``p.grad``
+during its ``step()``.
 """
 
 from __future__ import annotations
