@@ -1,10 +1,17 @@
 """End-to-end PPO throughput: env steps/s with momentum and with fop-momentum, in one process.
 
-The same packaged config trains for the same number of steps with each optimizer, alternating,
-several times; ratios are per repeat, then medians (the machine is shared and noisy). With
-``--vec-env both`` it also compares DummyVecEnv and SubprocVecEnv for momentum.
+One PPO model per variant, built from the same packaged config and seed, trains in turns: each
+turn is ``--steps`` more environment steps (whole rollouts with their updates) for every
+variant, in reverse order every other turn. Short alternating turns put the shared machine's
+slow and fast moments on both variants alike; ratios are per turn, then medians. The time is
+also split between collecting rollouts and PPO's updates, where the optimizer works (the
+rollouts' cost varies with what each policy does: falls and resets). Last, each model repeats
+PPO's update on its last rollout, alternating, ``--update-repeats`` times: the optimizer's share
+of the cost measured with the environment left out, and with less of the machine's noise.
+With ``--vec-env both`` it also compares DummyVecEnv and SubprocVecEnv for momentum.
 
-    python benchmarks/throughput.py [--steps 20480] [--repeats 3] [--vec-env dummy|both]
+    python benchmarks/throughput.py [--steps 8192] [--repeats 8] [--update-repeats 10]
+                                    [--vec-env dummy|both]
 """
 
 from __future__ import annotations
@@ -14,51 +21,115 @@ import statistics
 import time
 
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 
 from fop_rl import config
 from fop_rl.envs import make_train_env
 from fop_rl.train import build_model
 
 
-def steps_per_second(cfg: dict, steps: int) -> float:
+class PhaseTimer(BaseCallback):
+    """Seconds spent collecting rollouts and seconds spent in PPO's updates, added up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollouts = self.updates = 0.0
+        self._mark = 0.0
+
+    def _lap(self) -> float:
+        previous, self._mark = self._mark, time.perf_counter()
+        return self._mark - previous
+
+    def _on_training_start(self) -> None:
+        self._lap()
+
+    def _on_rollout_start(self) -> None:  # an update (or the start) just ended
+        self.updates += self._lap()
+
+    def _on_rollout_end(self) -> None:
+        self.rollouts += self._lap()
+
+    def _on_training_end(self) -> None:
+        self.updates += self._lap()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def build(env_id: str, optimizer: str, vec_env: str) -> BaseAlgorithm:
+    cfg = config.load(env_id=env_id, overrides=[f"training.optimizer={optimizer}",
+                                                f"env.vec_env={vec_env}"])
     env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], cfg["training"]["seed"], None)
-    model = build_model(cfg, env)
+    return build_model(cfg, env)
+
+
+def run_turn(model: BaseAlgorithm, steps: int) -> tuple[float, PhaseTimer]:
+    """Train ``steps`` more environment steps: their rate, and where the time went."""
+    timer = PhaseTimer()
+    before = model.num_timesteps
     start = time.perf_counter()
-    model.learn(steps)
-    elapsed = time.perf_counter() - start
-    env.close()
-    return model.num_timesteps / elapsed
+    model.learn(steps, callback=timer, reset_num_timesteps=False)
+    return (model.num_timesteps - before) / (time.perf_counter() - start), timer
+
+
+def print_ratio(label: str, values: list[float], baseline: list[float]) -> None:
+    ratios = [a / b for a, b in zip(values, baseline, strict=True)]
+    print(f"  {label}: median {statistics.median(ratios):.3f}x "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="BipedalWalker-v3")
-    parser.add_argument("--steps", type=int, default=20480)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8192, help="environment steps per turn")
+    parser.add_argument("--repeats", type=int, default=8, help="turns per variant")
+    parser.add_argument("--update-repeats", type=int, default=10,
+                        help="updates on a fixed rollout per model, alternating")
     parser.add_argument("--vec-env", choices=("dummy", "both"), default="dummy")
     args = parser.parse_args()
     torch.set_num_threads(1)
     variants = {"momentum": ("momentum", "dummy"), "fop-momentum": ("fop-momentum", "dummy")}
     if args.vec_env == "both":
         variants["momentum (subproc)"] = ("momentum", "subproc")
+    models = {name: build(args.env, *spec) for name, spec in variants.items()}
     rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(args.repeats):
-        for name, (optimizer, vec_env) in variants.items():
-            cfg = config.load(env_id=args.env, overrides=[f"training.optimizer={optimizer}",
-                                                          f"env.vec_env={vec_env}"])
-            rates[name].append(steps_per_second(cfg, args.steps))
-            print(f"  {name}: {rates[name][-1]:.0f} steps/s", flush=True)
+    rollouts: dict[str, list[float]] = {name: [] for name in variants}
+    updates: dict[str, list[float]] = {name: [] for name in variants}
+    for turn in range(args.repeats):
+        for name in list(models)[:: -1 if turn % 2 else 1]:
+            rate, timer = run_turn(models[name], args.steps)
+            rates[name].append(rate)
+            rollouts[name].append(timer.rollouts)
+            updates[name].append(timer.updates)
+            print(f"  {name}: {rate:.0f} steps/s, rollouts {timer.rollouts:.2f} s, "
+                  f"updates {timer.updates:.2f} s", flush=True)
+    update_seconds: dict[str, list[float]] = {name: [] for name in ("momentum", "fop-momentum")}
+    for turn in range(args.update_repeats):
+        for name in list(update_seconds)[:: -1 if turn % 2 else 1]:
+            start = time.perf_counter()
+            models[name].train()
+            update_seconds[name].append(time.perf_counter() - start)
+    for model in models.values():
+        model.get_env().close()
     cfg = config.load(env_id=args.env)
     print(f"\n{args.env}, {cfg['env']['n_envs']} envs x {cfg['ppo']['n_steps']} steps, "
-          f"batch {cfg['ppo']['batch_size']}, {cfg['ppo']['n_epochs']} epochs; {args.steps} "
-          f"steps x {args.repeats} repeats, torch {torch.__version__}, 1 thread")
-    for name, rs in rates.items():
-        print(f"  {name:20s} median {statistics.median(rs):7.0f} env steps/s")
-    for name in rates:
+          f"batch {cfg['ppo']['batch_size']}, {cfg['ppo']['n_epochs']} epochs; {args.repeats} "
+          f"turns of {args.steps} steps, torch {torch.__version__}, 1 thread")
+    for name in variants:
+        print(f"  {name:20s} median {statistics.median(rates[name]):7.0f} env steps/s; "
+              f"per turn: rollouts {statistics.median(rollouts[name]):.2f} s, "
+              f"updates {statistics.median(updates[name]):.2f} s")
+    for name in variants:
         if name != "momentum":
-            ratios = [a / b for a, b in zip(rates[name], rates["momentum"], strict=True)]
-            print(f"  {name} / momentum: median {statistics.median(ratios):.3f}x "
-                  f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+            print_ratio(f"{name} / momentum, env steps/s", rates[name], rates["momentum"])
+    print_ratio("fop-momentum / momentum, seconds in updates", updates["fop-momentum"],
+                updates["momentum"])
+    print(f"  one update on a fixed rollout, median of {args.update_repeats}: "
+          + ", ".join(f"{name} {statistics.median(s):.3f} s" for name, s in
+                      update_seconds.items()))
+    print_ratio("fop-momentum / momentum, seconds per update on a fixed rollout",
+                update_seconds["fop-momentum"], update_seconds["momentum"])
 
 
 if __name__ == "__main__":

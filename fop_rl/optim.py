@@ -105,13 +105,12 @@ class _Layout:
     d: int
     rank: int
 
-    def rows(self, t: Tensor) -> Tensor:
-        return t.t() if self.transpose else t.reshape(self.n, self.d)
-
     def flat_rows(self, t: Tensor) -> Tensor:
+        """The rows of a tensor shaped like the parameter, flattened."""
         return t.t().reshape(-1) if self.transpose else t.reshape(-1)
 
     def unrows(self, r: Tensor) -> Tensor:
+        """Rows (n x d) seen in the parameter's shape."""
         return r.t() if self.transpose else r.reshape(self.shape)
 
     @property

@@ -159,22 +159,22 @@ SGD_OPTIONS = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
 
 
 @pytest.mark.parametrize(
-    ("structure", "base", "base_kwargs", "torch_opt"),
-    [("full", "sgd", {}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
-     ("scalar", "sgd", {}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
-     ("full", "sgd", SGD_OPTIONS, lambda ps: torch.optim.SGD(ps, lr=0.05, fused=True,
-                                                             **SGD_OPTIONS)),
-     ("diagonal", "adam", {}, lambda ps: torch.optim.Adam(ps, lr=0.05))],
+    ("options", "torch_opt"),
+    [({}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
+     ({"structure": "scalar"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
+     ({"side": "output", "base_kwargs": SGD_OPTIONS},
+      lambda ps: torch.optim.SGD(ps, lr=0.05, fused=True, **SGD_OPTIONS)),
+     ({"structure": "diagonal", "base": "adam"}, lambda ps: torch.optim.Adam(ps, lr=0.05))],
 )
-def test_zero_hyper_lr_equals_base_optimizer(structure, base, base_kwargs, torch_opt):
+def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
     """With M fixed at I, FOP is its base optimizer, bit for bit (an SGD base runs the kernel of
     torch's fused SGD, which agrees with torch's default SGD to rounding)."""
     a, b, c = make_mlp(), make_mlp(), make_mlp()
-    train(a, FOP(a.parameters(), lr=0.05, momentum=0.9, hyper_lr=0.0, structure=structure,
-                 base=base, base_kwargs=base_kwargs), 20)
+    train(a, FOP(a.parameters(), lr=0.05, momentum=0.9, hyper_lr=0.0, **options), 20)
     train(b, torch_opt(b.parameters()), 20)
-    train(c, torch_opt(c.parameters()) if base == "adam" else
-          torch.optim.SGD(c.parameters(), lr=0.05, **{"momentum": 0.9, **base_kwargs}), 20)
+    sgd_options = {"momentum": 0.9, **options.get("base_kwargs", {})}
+    train(c, torch_opt(c.parameters()) if options.get("base") == "adam" else
+          torch.optim.SGD(c.parameters(), lr=0.05, **sgd_options), 20)
     for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
         torch.testing.assert_close(pa, pc, rtol=1e-13, atol=1e-15)
