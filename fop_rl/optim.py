@@ -282,12 +282,16 @@ class _Pool:
         self.M = self._flatten("fop_M")
         self.exp_avg = self._flatten("fop_hyper_exp_avg")
         self.exp_avg_sq = self._flatten("fop_hyper_exp_avg_sq")
-        self.H = torch.empty_like(self.M)
         m_shapes = [s["fop_M"].shape for s in self.states]
         row_shapes = [(lay.n, lay.d) for lay in self.layouts]
-        numel = sum(lay.n * lay.d for lay in self.layouts)
-        self.rows = [self.M.new_empty(numel), self.M.new_empty(numel)]
-        self.cur = 0  # rows[cur]: this step's gradients; rows[1 - cur]: the previous step's
+        numel, h = sum(lay.n * lay.d for lay in self.layouts), self.M.numel()
+        # One buffer [rows 0 | H | rows 1]: rows[cur] holds this step's gradient rows, rows[1 -
+        # cur] the previous step's; this step's rows and H are one piece, checked in one call.
+        self.buffer = self.M.new_zeros(2 * numel + h)
+        self.rows = [self.buffer[:numel], self.buffer[numel + h :]]
+        self.H = self.buffer[numel : numel + h]
+        self.checked = [self.buffer[: numel + h], self.buffer[numel:]]
+        self.cur = 0
         self.row_views = [_split(r, row_shapes) for r in self.rows]
         self.D = self.M.new_empty(numel)
         self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, _split(self.D, row_shapes),
@@ -303,7 +307,10 @@ class _Pool:
         if self.started:
             torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
             self._point_prev_grad()
-        self.cache_key: tuple[int, int] | None = None  # versions of M and R_prev for X_prev
+        # versions of M and the buffer when the last step ended: X_prev = R_prev M is valid
+        # while they have not changed
+        self.cache_key: tuple[int, int] | None = None
+        self.fresh = False
         # the base's momentum buffers (torch SGD's state), once the first step made them
         self.velocity: list[Tensor] | None = None
         if all("momentum_buffer" in s.get("base", {}) for s in self.states):
@@ -336,9 +343,10 @@ class _Pool:
         for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
             s["fop_prev_grad"] = view
 
-    def gather(self) -> Tensor:
+    def gather(self) -> None:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
-        return torch.cat([lay.flat_rows(p.grad)
+        self.fresh = self.cache_key == (self.M._version, self.buffer._version)
+        torch.cat([lay.flat_rows(p.grad)
                           for p, lay in zip(self.params, self.layouts, strict=True)],
                          out=self.rows[self.cur])
 
@@ -346,11 +354,9 @@ class _Pool:
         """All buckets' hypergradients, flat like M, or None before the first previous step."""
         if not self.started:
             return None
-        prev = 1 - self.cur
-        if self.cache_key != (self.M._version, self.rows[prev]._version):
-            # M or G_prev changed since X_prev was made (a new pool, a loaded or edited state)
+        if not self.fresh:  # a new pool, or M or G_prev edited since the last step
             for b in self.buckets:
-                b.refresh(prev)
+                b.refresh(1 - self.cur)
         eta = self.states[0]["fop_prev_lr"]
         for b in self.buckets:
             b.hypergradient(self.cur, eta)
@@ -398,7 +404,7 @@ class _Pool:
         self.cur = 1 - self.cur
         self.started = True
         self._point_prev_grad()
-        self.cache_key = (self.M._version, self.rows[1 - self.cur]._version)
+        self.cache_key = (self.M._version, self.buffer._version)
         lr = self.group["lr"]
         for s in self.states:
             s["fop_prev_lr"] = lr
@@ -514,13 +520,12 @@ class FOP(torch.optim.Optimizer):
     def _prepare(self) -> tuple[list[_Pool], list[Tensor]]:
         """Pools of the preconditioned tensors that have a gradient, and the other tensors.
 
-        Rebuilt only when the set of tensors with a gradient, or with a previous one, or the
-        base optimizer's options change.
+        Rebuilt only when the set of tensors with a gradient changes, or whether the base can
+        be fused (``load_state_dict`` and ``add_param_group`` start afresh).
         """
         fused = [self._fuses_base(group) for group in self.param_groups]
-        key = (tuple(fused), *((id(p), "fop_prev_grad" in self.state[p])
-                               for group in self.param_groups for p in group["params"]
-                               if p.grad is not None))
+        key = (*fused, *(p.grad is not None for group in self.param_groups
+                         for p in group["params"]))
         if key == self._pool_key:
             return self._pools, self._plain
         self._plain = []
@@ -563,9 +568,10 @@ class FOP(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         pools, plain = self._prepare()
-        rows = [pool.gather() for pool in pools]
+        for pool in pools:
+            pool.gather()
         hypergrads = [pool.hypergradients() for pool in pools]
-        if not self._all_finite(pools, rows, hypergrads, plain):
+        if not self._all_finite(pools, hypergrads, plain):
             return loss
         for pool, H in zip(pools, hypergrads, strict=True):
             if H is not None:
@@ -595,15 +601,15 @@ class FOP(torch.optim.Optimizer):
             for p, g in raw:
                 p.grad = g
 
-    def _all_finite(self, pools: list[_Pool], rows: list[Tensor],
-                    hypergrads: list[Tensor | None], plain: list[Tensor]) -> bool:
-        """True when every gradient and hypergradient is finite (one sync); else count offenders.
+    def _all_finite(self, pools: list[_Pool], hypergrads: list[Tensor | None],
+                    plain: list[Tensor]) -> bool:
+        """True when every gradient and hypergradient is finite; else count offenders.
 
         A sum is non-finite when an entry is, or when it overflows: only gradients far too
         large to use can do that.
         """
-        total = sum(t.sum() for t in rows + hypergrads + [p.grad for p in plain] if t is not None)
-        if math.isfinite(total):
+        sums = [pool.checked[pool.cur].sum() for pool in pools] + [p.grad.sum() for p in plain]
+        if math.isfinite(sum(float(s) for s in sums)):
             return True
         for pool, H in zip(pools, hypergrads, strict=True):
             offset = 0  # H is laid out like the flat M: tensor after tensor
