@@ -263,9 +263,9 @@ class _Bucket:
 class _Pool:
     """The buckets of one param group that step together, with their state in flat buffers.
 
-    Elementwise work (gathering gradients, the hyper-optimizer, the finiteness check, momentum)
-    then costs a few torch calls per step whatever the number of tensors: for the small layers
-    of RL policies the count of calls, not arithmetic, is what costs. ``optimizer.state[p]``
+    Elementwise work (gathering gradients, the finiteness check, the hyper-optimizer, the base
+    step) then costs one torch call per step whatever the number of tensors: for the small
+    layers of RL policies the count of calls, not arithmetic, is what costs. ``optimizer.state[p]``
     holds views into the buffers, so ``state_dict()`` sees live values.
 
     ``fused`` pools (base: torch SGD) step it themselves in one call of its fused kernel, with D
@@ -346,9 +346,8 @@ class _Pool:
     def gather(self) -> None:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
         self.fresh = self.cache_key == (self.M._version, self.buffer._version)
-        torch.cat([lay.flat_rows(p.grad)
-                          for p, lay in zip(self.params, self.layouts, strict=True)],
-                         out=self.rows[self.cur])
+        torch.cat([lay.flat_rows(p.grad) for p, lay in zip(self.params, self.layouts, strict=True)],
+                  out=self.rows[self.cur])
 
     def hypergradients(self) -> Tensor | None:
         """All buckets' hypergradients, flat like M, or None before the first previous step."""

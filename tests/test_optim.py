@@ -303,3 +303,26 @@ def test_any_torch_optimizer_class_as_base():
     state = opt.state[net[0].weight]
     assert "square_avg" in state["base"] and "fop_M" in state
     assert opt.param_groups[0]["alpha"] == 0.9
+
+
+def test_tensor_joining_later_steps_as_if_alone():
+    """FOP's state is per tensor: a tensor whose gradient first appears at step 4 (the pools are
+    rebuilt around the others' running state) moves exactly as with an optimizer of its own."""
+    gen = torch.Generator().manual_seed(3)
+    start = [torch.randn(5, 3, generator=gen), torch.randn(4, generator=gen)]
+    grads = [[torch.randn(t.shape, generator=gen) for t in start] for _ in range(8)]
+    joint = [torch.nn.Parameter(t.clone()) for t in start]
+    alone = [torch.nn.Parameter(t.clone()) for t in start]
+    opt = FOP(joint, lr=0.05, hyper_lr=1e-2)
+    solo = [FOP([p], lr=0.05, hyper_lr=1e-2) for p in alone]
+    for step, (g_a, g_b) in enumerate(grads):
+        joint[0].grad, alone[0].grad = g_a.clone(), g_a.clone()
+        solo[0].step()
+        if step >= 3:
+            joint[1].grad, alone[1].grad = g_b.clone(), g_b.clone()
+            solo[1].step()
+        opt.step()
+    for a, b in zip(joint, alone, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(opt.state[joint[1]]["fop_M"], solo[1].state[alone[1]]["fop_M"],
+                               rtol=0, atol=0)
