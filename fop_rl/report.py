@@ -2,12 +2,15 @@
 
 Reads every ``<env_id>/<label>/seed-<n>/evaluations.npz`` (SB3 EvalCallback format) under the
 runs directory and writes ``<env_id>.png``, ``report.md``, ``curves.csv`` and ``report.json``.
+Linked folders are followed, so a comparison can be assembled from links to runs made elsewhere
+(the label is the link's name).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import warnings
 import zipfile
@@ -56,7 +59,7 @@ class Group:
 def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
     """Every readable run under ``runs_dir``, and a warning per file that could not be used."""
     runs, problems = [], []
-    for path in sorted(runs_dir.rglob(EVALUATIONS)):
+    for path in _evaluation_files(runs_dir):
         seed_dir = path.parent
         match = _SEED_DIR.match(seed_dir.name)
         if not match or seed_dir.parent == runs_dir or seed_dir.parent.parent == runs_dir:
@@ -75,6 +78,21 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
                         timesteps.astype(np.int64), stats.best_so_far(means)))
     return runs, problems
+
+
+def _evaluation_files(runs_dir: Path) -> list[Path]:
+    """Every evaluations file under ``runs_dir``, through linked folders (each real folder once,
+    so that a link cycle ends)."""
+    found, seen = [], set()
+    for root, dirs, files in os.walk(runs_dir, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        if EVALUATIONS in files:
+            found.append(Path(root) / EVALUATIONS)
+    return sorted(found)
 
 
 def aggregate(runs: list[Run], level: float, reps: int, seed: int = 0

@@ -170,3 +170,19 @@ def test_report_of_nothing_is_an_error(tmp_path: Path, capsys):
     assert code == 2 and err.startswith("error:") and err.count("\n") == 1
     code, _, err = run_cli(capsys, "report", tmp_path / "missing")
     assert code == 2 and "does not exist" in err
+
+
+def test_report_follows_linked_runs(runs_dir: Path, tmp_path: Path, capsys):
+    """A comparison assembled from links: the label is the link's name; a cycle ends."""
+    side = tmp_path / "side" / "BipedalWalker-v3"
+    side.mkdir(parents=True)
+    (side / "baseline").symlink_to(runs_dir / "BipedalWalker-v3" / "momentum")
+    (side / "variant").symlink_to(runs_dir / "BipedalWalker-v3" / "fop-momentum")
+    (side.parent / "again").symlink_to(side.parent)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
+                           "--baseline", "baseline")
+    assert code == 0, err
+    summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
+    assert set(summary) == {"baseline", "variant"}
+    assert summary["variant"]["seeds"] == 5 and summary["baseline"]["seeds"] == 6
