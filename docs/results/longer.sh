@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Session 2: does FOP catch up with more steps? momentum and fop-momentum on the study's 5
+# walker seeds for 600,000 steps (twice the study), with the tuned settings, then their report.
+set -euo pipefail
+fop-rl sweep --env BipedalWalker-v3 --optimizers momentum fop-momentum --seeds 0-4 \
+  --timesteps 600000 --jobs 2 --runs-dir runs/study/walker-600k \
+  --set optimizers.momentum.lr=2.0e-3 \
+  --set optimizers.fop-momentum.lr=2.0e-3 --set optimizers.fop-momentum.hyper_lr=1.0e-4
+fop-rl report runs/study/walker-600k --out docs/results/bipedal-walker-600k --baseline momentum \
+  --threshold 100
+echo "longer finished: $(date -u +%FT%TZ)"
