@@ -73,6 +73,11 @@ def run_turn(model: BaseAlgorithm, steps: int) -> tuple[float, PhaseTimer]:
     return (model.num_timesteps - before) / (time.perf_counter() - start), timer
 
 
+def in_turn(names: list[str], turn: int) -> list[str]:
+    """The order of a turn: reversed every other turn, so a drift favours no variant."""
+    return names[:: -1 if turn % 2 else 1]
+
+
 def print_ratio(label: str, values: list[float], baseline: list[float]) -> None:
     ratios = [a / b for a, b in zip(values, baseline, strict=True)]
     print(f"  {label}: median {statistics.median(ratios):.3f}x "
@@ -97,7 +102,7 @@ def main() -> None:
     rollouts: dict[str, list[float]] = {name: [] for name in variants}
     updates: dict[str, list[float]] = {name: [] for name in variants}
     for turn in range(args.repeats):
-        for name in list(models)[:: -1 if turn % 2 else 1]:
+        for name in in_turn(list(models), turn):
             rate, timer = run_turn(models[name], args.steps)
             rates[name].append(rate)
             rollouts[name].append(timer.rollouts)
@@ -106,7 +111,7 @@ def main() -> None:
                   f"updates {timer.updates:.2f} s", flush=True)
     update_seconds: dict[str, list[float]] = {name: [] for name in ("momentum", "fop-momentum")}
     for turn in range(args.update_repeats):
-        for name in list(update_seconds)[:: -1 if turn % 2 else 1]:
+        for name in in_turn(list(update_seconds), turn):
             start = time.perf_counter()
             models[name].train()
             update_seconds[name].append(time.perf_counter() - start)

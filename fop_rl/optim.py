@@ -209,10 +209,14 @@ class _Bucket:
             self.X = [M.new_empty(self.size, n, k) for _ in range(2)]
             self.XT = [X.mT for X in self.X]
 
+    def _times_m(self, slot: int) -> Tensor:
+        """X = R M for the rows in ``slot``, into that slot of X."""
+        return torch.bmm(self.R[slot], self.M, out=self.X[slot])
+
     def refresh(self, prev: int) -> None:
         """Recompute X_prev = R_prev M, after M or R_prev changed outside a step."""
         if self.layout.stores_transpose:
-            torch.bmm(self.R[prev], self.M, out=self.X[prev])
+            self._times_m(prev)
 
     def hypergradient(self, cur: int, eta: float) -> None:
         """H = dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, with G = R^T.
@@ -224,7 +228,7 @@ class _Bucket:
         R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
         structure = self.layout.structure
         if self.layout.stores_transpose:
-            torch.bmm(R, self.M, out=self.X[cur])
+            self._times_m(cur)
             torch.bmm(self.XT[prev], R, out=self.HT)
             self.HT.baddbmm_(self.XT[cur], R_prev, beta=-eta, alpha=-eta)
         elif structure == "scalar":  # M = m I: -2 eta m <G, G_prev>
@@ -251,9 +255,9 @@ class _Bucket:
         R = self.R[cur]
         structure = self.layout.structure
         if structure == "full":
-            torch.bmm(torch.bmm(R, self.M, out=self.X[cur]), self.K, out=self.D)
+            torch.bmm(self._times_m(cur), self.K, out=self.D)
         elif structure == "lowrank":
-            torch.baddbmm(R, torch.bmm(R, self.M, out=self.X[cur]), self.K, out=self.D)
+            torch.baddbmm(R, self._times_m(cur), self.K, out=self.D)
         else:
             torch.mul(R, self.M.square(), out=self.D)
         if self.normalize:
