@@ -6,12 +6,13 @@ Bad input of any kind ends with one line ``error: ...`` on stderr and exit statu
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
-from fop_rl.config import ConfigError
+from fop_rl.config import BACKENDS, ConfigError
 from fop_rl.rundir import RunError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--episodes", type=_positive_int, default=10)
     p.add_argument("--model", choices=("best", "last"), default="best")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="simulator (default: the one the run trained with)")
+    p.add_argument("--envs", type=_positive_int,
+                   help="environments run side by side (default: one per episode, at most 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
@@ -152,12 +157,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fop_rl.evaluate import evaluate
 
-    result = evaluate(args.run_dir, args.episodes, args.model)
+    if args.backend == "envpool" and importlib.util.find_spec("envpool") is None:
+        raise UsageError("--backend envpool needs envpool: pip install envpool")
+    result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs)
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{result['model']} model of {args.run_dir}: mean return {result['mean']:.2f} "
-              f"+/- {result['std']:.2f} over {args.episodes} episodes")
+              f"+/- {result['std']:.2f} over {args.episodes} episodes ({result['backend']})")
         for i, (r, n) in enumerate(zip(result["returns"], result["lengths"], strict=True)):
             print(f"  episode {i}: return {r:.2f}, {n} steps")
     return 0

@@ -10,6 +10,7 @@ out-of-range value is a :class:`ConfigError` naming the file, the key and the re
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
 
 ENV_IDS = ("BipedalWalker-v3", "BipedalWalkerHardcore-v3")
+BACKENDS = ("gymnasium", "envpool")
 DEFAULT_ENV = "BipedalWalker-v3"
 
 
@@ -54,6 +56,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "id": ((str,), _one_of(*ENV_IDS)),
         "n_envs": ((int,), _at_least_one),
         "max_episode_steps": ((int,), _at_least_one),
+        "backend": ((str,), _one_of(*BACKENDS)),
         "vec_env": ((str,), _one_of("dummy", "subproc")),
         "norm_obs": ((bool,), None),
         "norm_reward": ((bool,), None),
@@ -192,6 +195,9 @@ def validate(config: dict[str, Any], source: str) -> None:
     if chosen not in optimizers:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
                           "under optimizers")
+    if config["env"]["backend"] == "envpool" and importlib.util.find_spec("envpool") is None:
+        raise ConfigError(f"{source}: env.backend is envpool, but envpool is not installed "
+                          "(pip install envpool)")
     ppo, n_envs = config["ppo"], config["env"]["n_envs"]
     if ppo["batch_size"] > ppo["n_steps"] * n_envs:
         raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) must be at most "

@@ -1,4 +1,10 @@
-"""Vectorised, normalised BipedalWalker environments, as rl-baselines3-zoo builds them."""
+"""Vectorised, normalised environments, as rl-baselines3-zoo builds them, on either backend.
+
+``env.backend`` picks who simulates: ``gymnasium`` (the reference Python/Box2D implementation,
+one Monitor-wrapped env per copy) or ``envpool`` (EnvPool's C++ port, all copies in one pool,
+with SB3's VecMonitor for episode statistics). Either way PPO sees an SB3 VecEnv with the same
+spaces, time limit, auto-reset semantics and VecNormalize on top. Rendering is gymnasium's.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import ResultsWriter
 from stable_baselines3.common.vec_env import (
     DummyVecEnv,
     SubprocVecEnv,
     VecEnv,
+    VecMonitor,
     VecNormalize,
 )
+
+from fop_rl.envpool_env import EnvPoolVecEnv
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training ones
 
 
 def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
                    monitor_dir: Path | None, append: bool = False) -> VecNormalize:
-    """``n_envs`` Monitor-wrapped copies with the configured time limit, under VecNormalize.
+    """``n_envs`` monitored copies with the configured time limit, under VecNormalize.
 
     Rewards are scaled by the running std of the return discounted with PPO's ``gamma``.
     ``append`` continues existing monitor logs (a resumed run) instead of replacing them.
@@ -29,13 +39,17 @@ def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
 
 
 def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: Path | None = None,
-                  render_mode: str | None = None) -> VecNormalize:
-    """One environment whose normalisation is frozen and leaves rewards raw.
+                  render_mode: str | None = None, n_envs: int = 1,
+                  backend: str | None = None) -> VecNormalize:
+    """``n_envs`` environments whose normalisation is frozen and which leave rewards raw.
 
     With ``stats``, the statistics saved beside a model; else they are synced from the
-    training env before each evaluation (SB3's EvalCallback does that).
+    training env before each evaluation (SB3's EvalCallback does that). ``backend`` overrides
+    the config's; rendering always uses gymnasium.
     """
-    venv = _vec_env(env_cfg, 1, seed + EVAL_SEED_OFFSET, None, render_mode=render_mode)
+    backend = "gymnasium" if render_mode else backend or env_cfg["backend"]
+    venv = _vec_env({**env_cfg, "backend": backend}, n_envs, seed + EVAL_SEED_OFFSET, None,
+                    render_mode=render_mode)
     if stats is not None:
         env = VecNormalize.load(str(stats), venv)
     else:
@@ -48,6 +62,15 @@ def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: Path | None = None,
 
 def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path | None,
              render_mode: str | None = None, append: bool = False) -> VecEnv:
+    if env_cfg["backend"] == "envpool":
+        venv = VecMonitor(EnvPoolVecEnv(env_cfg["id"], n_envs, seed,
+                                        env_cfg["max_episode_steps"]))
+        if monitor_dir is not None:  # VecMonitor itself always starts its file anew
+            venv.results_writer = ResultsWriter(
+                str(monitor_dir / "envpool"), header={"t_start": venv.t_start,
+                                                      "env_id": env_cfg["id"]},
+                override_existing=not append)
+        return venv
     env_kwargs = {"max_episode_steps": env_cfg["max_episode_steps"]}
     if render_mode is not None:
         env_kwargs["render_mode"] = render_mode

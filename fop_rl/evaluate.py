@@ -52,17 +52,29 @@ def load_model(path: Path) -> PPO:
         raise RunError(f"cannot load {path}: {type(e).__name__}: {e}") from None
 
 
-def evaluate(run_dir: Path, episodes: int = 10, which: str = "best") -> dict:
-    """Deterministic episodes of the run's model on a fresh evaluation environment."""
+MAX_EVAL_ENVS = 10
+
+
+def evaluate(run_dir: Path, episodes: int = 10, which: str = "best",
+             backend: str | None = None, n_envs: int | None = None) -> dict:
+    """Deterministic episodes of the run's model on fresh evaluation environments.
+
+    ``n_envs`` environments (default: one per episode, at most 10) run side by side, each
+    with its own share of the episodes (SB3's evaluate_policy). ``backend`` (gymnasium or
+    envpool) defaults to the one the run trained with.
+    """
     run = locate(run_dir, which)
     model = load_model(run.model_path)
-    env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path)
+    backend = backend or run.config["env"]["backend"]
+    n_envs = min(n_envs or MAX_EVAL_ENVS, episodes)
+    env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path,
+                        n_envs=n_envs, backend=backend)
     try:
         returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes,
                                            deterministic=True, return_episode_rewards=True)
     finally:
         env.close()
-    return {"run_dir": str(run_dir), "model": which, "episodes": episodes,
+    return {"run_dir": str(run_dir), "model": which, "episodes": episodes, "backend": backend,
             "mean": float(np.mean(returns)), "std": float(np.std(returns)),
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
 

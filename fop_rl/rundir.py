@@ -7,17 +7,20 @@
               vecnormalize.pkl       its normalisation statistics
               best_model.zip         the best evaluated model, and best_vecnormalize.pkl
               evaluations.npz        SB3 EvalCallback's record (timesteps, results, ep_lengths)
-              monitor/               per-env episode logs (SB3 Monitor)
+              monitor/               episode logs (SB3 Monitor: one file per env; envpool:
+                                     one VecMonitor file for all)
               progress.csv, tb/      SB3 logger output: CSV and TensorBoard
               checkpoints/step-N/    periodic checkpoints; checkpoints/latest names the newest
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +70,18 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "stable_baselines3": stable_baselines3.__version__,
-            "gymnasium": gymnasium.__version__, "fop_rl": fop_rl.__version__}
+    found = {"python": platform.python_version(), "torch": torch.__version__,
+             "stable_baselines3": stable_baselines3.__version__,
+             "gymnasium": gymnasium.__version__, "fop_rl": fop_rl.__version__}
+    with contextlib.suppress(PackageNotFoundError):
+        found["envpool"] = version("envpool")
+    return found
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((run_dir / CONFIG).read_text())
+    config = yaml.safe_load((run_dir / CONFIG).read_text())
+    config["env"].setdefault("backend", "gymnasium")  # runs made before backends were a choice
+    return config
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:

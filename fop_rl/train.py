@@ -101,6 +101,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs
     set_random_seed(seed)     # in parallel must not fight over cores
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
+                        backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
                         versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -108,7 +109,9 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     checkpoint = rundir.latest_checkpoint(run_dir) if resume else None
     env = make_train_env(env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
                          append=checkpoint is not None)
-    eval_env = make_eval_env(env_cfg, seed)
+    # one environment per evaluation episode, stepped together: SB3's evaluate_policy gives
+    # each its own episode target, so the average is not biased toward short episodes
+    eval_env = make_eval_env(env_cfg, seed, n_envs=training["n_eval_episodes"])
     if checkpoint is not None:
         env = VecNormalize.load(str(checkpoint / rundir.VECNORM), env.venv)
         model = PPO.load(checkpoint / rundir.MODEL, env=env, device="cpu")
