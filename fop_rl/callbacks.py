@@ -27,7 +27,7 @@ class FOPDiagnostics(BaseCallback):
     (``fop/P``, paper figure 5a). Does nothing when the optimizer is not FOP.
     """
 
-    def __init__(self, image_every: int = 10):
+    def __init__(self, image_every: int = 50):
         super().__init__()
         self.image_every = image_every
         self.rollouts = 0
@@ -120,12 +120,28 @@ class SaveVecNormalizeOnBest(BaseCallback):
         return True
 
 
+class TimedEvalCallback(EvalCallback):
+    """SB3's EvalCallback that also adds up the seconds its evaluations take."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds = 0.0
+
+    def _on_step(self) -> bool:
+        start = time.monotonic()
+        try:
+            return super()._on_step()
+        finally:
+            self.seconds += time.monotonic() - start
+
+
 class RunMonitor(BaseCallback):
     """Progress for the user (a rich bar on a terminal, a line per evaluation otherwise) and
-    run.json for everyone else: timesteps done, wall time, env steps per second."""
+    run.json for everyone else: timesteps done, wall time (and the part spent evaluating),
+    env steps per second."""
 
     def __init__(self, run_dir: Path, label: str, total_timesteps: int,
-                 evaluation: EvalCallback, show_bar: bool | None = None):
+                 evaluation: TimedEvalCallback, show_bar: bool | None = None):
         super().__init__()
         self.run_dir, self.label = run_dir, label
         self.total, self.evaluation = total_timesteps, evaluation
@@ -136,6 +152,7 @@ class RunMonitor(BaseCallback):
         self.start_time, self.start_steps = time.monotonic(), self.num_timesteps
         status = rundir.read_status(self.run_dir) or {}
         self.previous_wall = status.get("wall_time_s", 0.0)
+        self.previous_eval = status.get("eval_time_s", 0.0)
         self.evaluations_seen = len(self.evaluation.evaluations_timesteps)
         self.bar = None
         if self.show_bar:
@@ -180,6 +197,7 @@ class RunMonitor(BaseCallback):
         rundir.write_status(
             self.run_dir, timesteps_done=int(self.num_timesteps),
             wall_time_s=round(self.previous_wall + time.monotonic() - self.start_time, 1),
+            eval_time_s=round(self.previous_eval + self.evaluation.seconds, 1),
             env_steps_per_s=round(self.speed(), 1), **fields)
 
     def _on_training_end(self) -> None:

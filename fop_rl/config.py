@@ -68,6 +68,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "optimizer": ((str,), _one_of(*OPTIMIZERS)),
         "eval_freq": ((int,), _at_least_one),
         "n_eval_episodes": ((int,), _at_least_one),
+        "n_eval_envs": ((int,), _at_least_one),
         "checkpoint_freq": ((int,), _at_least_one),
         "diagnostics_image_every": ((int,), _at_least_one),
         "lr_schedule": ((str,), _one_of("constant", "linear")),

@@ -2,7 +2,8 @@
 
     <run_dir>/config.yaml            the fully resolved config: the run can be redone from it
               run.json               status (running|interrupted|complete|failed), progress,
-                                     wall time, env steps/s, package versions
+                                     wall time (and evaluation's share), env steps/s,
+                                     package versions
               model.zip              the last model (optimizer state inside)
               vecnormalize.pkl       its normalisation statistics
               best_model.zip         the best evaluated model, and best_vecnormalize.pkl
@@ -80,7 +81,9 @@ def versions() -> dict[str, str]:
 
 def read_config(run_dir: Path) -> dict[str, Any]:
     config = yaml.safe_load((run_dir / CONFIG).read_text())
-    config["env"].setdefault("backend", "gymnasium")  # runs made before backends were a choice
+    # runs made before these were choices: what they used
+    config["env"].setdefault("backend", "gymnasium")
+    config["training"].setdefault("n_eval_envs", 1)
     return config
 
 

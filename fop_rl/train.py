@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecNormalize
@@ -23,6 +23,7 @@ from fop_rl.callbacks import (
     RunMonitor,
     SaveVecNormalizeOnBest,
     StopOnSignal,
+    TimedEvalCallback,
     save_checkpoint,
 )
 from fop_rl.envs import make_eval_env, make_train_env
@@ -69,7 +70,7 @@ def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
     )
 
 
-def _restore_evaluations(evaluation: EvalCallback, checkpoint: Path, up_to: int) -> None:
+def _restore_evaluations(evaluation: TimedEvalCallback, checkpoint: Path, up_to: int) -> None:
     """Continue the evaluation record of the checkpoint (nothing after its step)."""
     path = checkpoint / rundir.EVALUATIONS
     if not path.exists():
@@ -109,9 +110,10 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     checkpoint = rundir.latest_checkpoint(run_dir) if resume else None
     env = make_train_env(env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
                          append=checkpoint is not None)
-    # one environment per evaluation episode, stepped together: SB3's evaluate_policy gives
-    # each its own episode target, so the average is not biased toward short episodes
-    eval_env = make_eval_env(env_cfg, seed, n_envs=training["n_eval_episodes"])
+    # evaluation episodes in environments stepped together: SB3's evaluate_policy gives each
+    # its own episode target, so the average is not biased toward short episodes
+    eval_env = make_eval_env(env_cfg, seed,
+                             n_envs=min(training["n_eval_envs"], training["n_eval_episodes"]))
     if checkpoint is not None:
         env = VecNormalize.load(str(checkpoint / rundir.VECNORM), env.venv)
         model = PPO.load(checkpoint / rundir.MODEL, env=env, device="cpu")
@@ -119,7 +121,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
         model = build_model(config, env)
     model.set_logger(configure(str(run_dir / "tb"), ["csv", "tensorboard"]))
 
-    evaluation = EvalCallback(
+    evaluation = TimedEvalCallback(
         eval_env, eval_freq=max(training["eval_freq"] // env_cfg["n_envs"], 1),
         n_eval_episodes=training["n_eval_episodes"], deterministic=True,
         best_model_save_path=str(run_dir), log_path=str(run_dir), verbose=0,
