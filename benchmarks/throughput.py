@@ -11,7 +11,7 @@ of the cost measured with the environment left out, and with less of the machine
 With ``--vec-env both`` it also compares DummyVecEnv and SubprocVecEnv for momentum.
 
     python benchmarks/throughput.py [--steps 8192] [--repeats 8] [--update-repeats 10]
-                                    [--vec-env dummy|both]
+                                    [--vec-env dummy|both] [--backend envpool|gymnasium]
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ class PhaseTimer(BaseCallback):
         return True
 
 
-def build(env_id: str, optimizer: str, vec_env: str) -> BaseAlgorithm:
+def build(env_id: str, optimizer: str, vec_env: str, backend: str) -> BaseAlgorithm:
     cfg = config.load(env_id=env_id, overrides=[f"training.optimizer={optimizer}",
-                                                f"env.vec_env={vec_env}"])
+                                                f"env.vec_env={vec_env}",
+                                                f"env.backend={backend}"])
     env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], cfg["training"]["seed"], None)
     return build_model(cfg, env)
 
@@ -91,12 +92,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8, help="turns per variant")
     parser.add_argument("--update-repeats", type=int, default=10,
                         help="updates on a fixed rollout per model, alternating")
-    parser.add_argument("--vec-env", choices=("dummy", "both"), default="dummy")
+    parser.add_argument("--vec-env", choices=("dummy", "both"), default="dummy",
+                        help="both: also momentum in subprocess envs (gymnasium backend)")
+    parser.add_argument("--backend", choices=config.BACKENDS, default="envpool")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants = {"momentum": ("momentum", "dummy"), "fop-momentum": ("fop-momentum", "dummy")}
+    variants = {"momentum": ("momentum", "dummy", args.backend),
+                "fop-momentum": ("fop-momentum", "dummy", args.backend)}
     if args.vec_env == "both":
-        variants["momentum (subproc)"] = ("momentum", "subproc")
+        variants["momentum (subproc)"] = ("momentum", "subproc", "gymnasium")
     models = {name: build(args.env, *spec) for name, spec in variants.items()}
     rates: dict[str, list[float]] = {name: [] for name in variants}
     rollouts: dict[str, list[float]] = {name: [] for name in variants}
@@ -118,7 +122,8 @@ def main() -> None:
     for model in models.values():
         model.get_env().close()
     cfg = config.load(env_id=args.env)
-    print(f"\n{args.env}, {cfg['env']['n_envs']} envs x {cfg['ppo']['n_steps']} steps, "
+    print(f"\n{args.env} ({args.backend}), {cfg['env']['n_envs']} envs x "
+          f"{cfg['ppo']['n_steps']} steps, "
           f"batch {cfg['ppo']['batch_size']}, {cfg['ppo']['n_epochs']} epochs; {args.repeats} "
           f"turns of {args.steps} steps, torch {torch.__version__}, 1 thread")
     for name in variants:
