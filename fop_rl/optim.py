@@ -71,6 +71,7 @@ during its ``step()``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -435,6 +436,11 @@ class FOP(torch.optim.Optimizer):
         normalize: FOP-norm: rescale :math:`P` to trace :math:`d`.
         base: ``"sgd"``, ``"adam"`` or a torch optimizer class, stepped with :math:`D` as gradient.
         base_kwargs: extra keyword arguments for the base optimizer (betas, eps, nesterov...).
+        **kwargs: the same, passed directly as to the base optimizer itself, e.g.
+            ``FOP(params, lr=0.1, weight_decay=1e-4, nesterov=True)``; a keyword the base
+            optimizer does not take is a TypeError naming it.
+
+    Gradients must be dense: a sparse gradient is a ValueError.
     """
 
     def __init__(
@@ -451,6 +457,7 @@ class FOP(torch.optim.Optimizer):
         normalize: bool = False,
         base: str | type[torch.optim.Optimizer] = "sgd",
         base_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         _check(lr >= 0, "lr", f"must be >= 0, got {lr}")
         _check(0 <= momentum < 1, "momentum", f"must be in [0, 1), got {momentum}")
@@ -471,8 +478,13 @@ class FOP(torch.optim.Optimizer):
             _check(isinstance(base, type) and issubclass(base, torch.optim.Optimizer), "base",
                    f"must be one of {tuple(BASES)} or a torch optimizer class, got {base!r}")
             base_cls = base
+        accepted = inspect.signature(base_cls).parameters
+        for key in kwargs:
+            if key not in accepted or key in ("params", "lr"):
+                raise TypeError(f"FOP got an unexpected keyword argument {key!r} (not one of "
+                                f"FOP's, nor of its base {base_cls.__name__}'s)")
         params = list(params)
-        extra = dict(base_kwargs or {})
+        extra = {**(base_kwargs or {}), **kwargs}
         if base_cls is torch.optim.SGD:
             extra.setdefault("momentum", momentum)
         self._base = base_cls(params, lr=lr, **extra)
@@ -540,6 +552,9 @@ class FOP(torch.optim.Optimizer):
                 layout = _layout(p, group)
                 if p.grad is None:
                     continue
+                if p.grad.is_sparse:
+                    raise ValueError("FOP needs dense gradients: a parameter has a sparse one "
+                                     "(for nn.Embedding, use sparse=False)")
                 if layout is None:
                     self._plain.append(p)
                     continue

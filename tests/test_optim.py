@@ -326,3 +326,33 @@ def test_tensor_joining_later_steps_as_if_alone():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(opt.state[joint[1]]["fop_M"], solo[1].state[alone[1]]["fop_M"],
                                rtol=0, atol=0)
+
+
+def test_base_options_pass_directly_as_to_torch():
+    net = torch.nn.Linear(4, 3)
+    opt = FOP(net.parameters(), lr=0.1, weight_decay=1e-4, nesterov=True, dampening=0.0)
+    assert opt.param_groups[0]["weight_decay"] == 1e-4 and opt.param_groups[0]["nesterov"]
+    # the same optimizer as through base_kwargs, step for step
+    twin = torch.nn.Linear(4, 3)
+    twin.load_state_dict(net.state_dict())
+    other = FOP(twin.parameters(), lr=0.1, base_kwargs={"weight_decay": 1e-4, "nesterov": True})
+    for _ in range(3):
+        for model, optimizer in ((net, opt), (twin, other)):
+            optimizer.zero_grad()
+            model(torch.ones(2, 4)).square().sum().backward()
+            optimizer.step()
+    torch.testing.assert_close(net.weight, twin.weight, rtol=0, atol=0)
+    adam = FOP(net.parameters(), lr=1e-3, base="adam", betas=(0.8, 0.9), eps=1e-5)
+    assert adam.param_groups[0]["betas"] == (0.8, 0.9) and adam.param_groups[0]["eps"] == 1e-5
+    with pytest.raises(TypeError, match="'wieght_decay'"):
+        FOP(net.parameters(), lr=0.1, wieght_decay=1e-4)
+    with pytest.raises(TypeError, match="'betas'"):  # an Adam option, but the base is SGD
+        FOP(net.parameters(), lr=0.1, betas=(0.9, 0.99))
+
+
+def test_sparse_gradient_is_a_clear_error():
+    embedding = torch.nn.Embedding(10, 4, sparse=True)
+    opt = FOP(embedding.parameters(), lr=0.1)
+    embedding(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(ValueError, match="FOP needs dense gradients"):
+        opt.step()
