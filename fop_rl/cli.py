@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
     p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
     p.add_argument("--optimizer", help="optimizer name, e.g. momentum, adam, fop-momentum")
-    p.add_argument("--seed", type=_non_negative_int)
+    p.add_argument("--seed", type=_non_negative_int,
+                   help="seed of the run: network, environments, evaluation (default: 0)")
     p.add_argument("--timesteps", type=_positive_int, help="total environment steps")
     p.add_argument("--run-dir", type=Path,
                    help="output folder (default: runs/<env>/<optimizer>/seed-<n>)")
@@ -64,9 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = commands.add_parser("evaluate", help="deterministic episodes of a trained run")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--episodes", type=_positive_int, default=10)
-    p.add_argument("--model", choices=("best", "last"), default="best")
+    p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
+    p.add_argument("--episodes", type=_positive_int, default=10,
+                   help="episodes to run (default: 10)")
+    p.add_argument("--model", choices=("best", "last"),
+                   help="the best evaluated model or the last one (default: best, or last in a "
+                        "run not evaluated yet)")
     p.add_argument("--backend", choices=BACKENDS,
                    help="simulator (default: the one the run trained with)")
     p.add_argument("--envs", type=_positive_int,
@@ -74,28 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
     p.add_argument("--out", type=Path, help="video file (default: RUN_DIR/rollout.mp4)")
-    p.add_argument("--episodes", type=_positive_int, default=1)
-    p.add_argument("--model", choices=("best", "last"), default="best")
+    p.add_argument("--episodes", type=_positive_int, default=1,
+                   help="episodes, one after another (default: 1)")
+    p.add_argument("--model", choices=("best", "last"),
+                   help="the best evaluated model or the last one (default: best, or last in a "
+                        "run not evaluated yet)")
     p.add_argument("--fps", type=_positive_int, help="frames per second (default: the env's)")
     p.add_argument("--scale", type=float, default=1.0, help="resize frames, e.g. 0.5")
 
     p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
     p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
     p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
-    p.add_argument("--optimizers", nargs="+", required=True, metavar="NAME")
+    p.add_argument("--optimizers", nargs="+", required=True, metavar="NAME",
+                   help="optimizer names, e.g. momentum adam fop-momentum")
     p.add_argument("--seeds", required=True, metavar="SPEC", help="like 0-9 or 0,3,7")
     p.add_argument("--timesteps", type=_positive_int, help="total environment steps per run")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                    help="runs at once (default: the number of cores)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                   help="root of the runs: <runs-dir>/<env>/<optimizer>/seed-<n> (default: runs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value for every run (repeatable)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where runs execute: local processes or Ray tasks (default: local)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
     p = commands.add_parser("report", help="aggregate seeds: curves, tables, CIs, figures")
-    p.add_argument("runs_dir", type=Path)
+    p.add_argument("runs_dir", type=Path, help="a folder of <env>/<label>/seed-<n> runs")
     p.add_argument("--out", type=Path, help="output folder (default: RUNS_DIR/report)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--reps", type=_positive_int, default=2000, help="bootstrap resamples")
@@ -103,17 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="label to compare against (default: momentum)")
 
     p = commands.add_parser("inspect", help="what FOP learned: P per layer (paper figure 5)")
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, help="a run directory of a FOP optimizer")
     p.add_argument("--out", type=Path, help="figure (default: RUN_DIR/preconditioners.png)")
-    p.add_argument("--model", choices=("best", "last"), default="last")
+    p.add_argument("--model", choices=("best", "last"), default="last",
+                   help="whose optimizer state to read (default: last)")
 
     p = commands.add_parser("toy", help="SGD, SGD+FOP and Adam on a 2-D test function")
-    p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth")
+    p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth",
+                   help="test function (default: booth)")
     p.add_argument("--out", type=Path, help="figure (default: toy-<problem>.png)")
     p.add_argument("--lr", type=float, help="learning rate of SGD and SGD+FOP")
     p.add_argument("--hyper-lr", type=float, help="FOP's hyper learning rate")
     p.add_argument("--hyper-optimizer", choices=("adam", "sgd"), help="FOP's hyper-optimizer")
-    p.add_argument("--iterations", type=_positive_int, default=20_000)
+    p.add_argument("--iterations", type=_positive_int, default=20_000,
+                   help="iteration budget of each optimizer (default: 20000)")
     return parser
 
 
@@ -160,6 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.backend == "envpool" and importlib.util.find_spec("envpool") is None:
         raise UsageError("--backend envpool needs envpool: pip install envpool")
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs)
+    if result["note"]:
+        print(f"note: {result['note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
@@ -181,6 +197,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not 0 < args.scale <= 4:
         raise UsageError(f"--scale must be in (0, 4], got {args.scale}")
     result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale)
+    if result["note"]:
+        print(f"note: {result['note']}", file=sys.stderr)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
     print(f"wrote {out}: {result['frames']} frames, returns {returns}")
     return 0

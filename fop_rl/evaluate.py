@@ -20,21 +20,39 @@ class LoadedRun:
     config: dict
     model_path: Path
     stats_path: Path
+    which: str  # best or last
+    note: str | None = None  # why it is not the model that was asked for
 
 
-def locate(run_dir: Path, which: str = "best") -> LoadedRun:
-    """The model file (``best`` or ``last``) of a run and the statistics saved with it."""
+_FILES = {"best": (rundir.BEST_MODEL, rundir.BEST_VECNORM),
+          "last": (rundir.MODEL, rundir.VECNORM)}
+
+
+def locate(run_dir: Path, which: str | None = None) -> LoadedRun:
+    """The model file (``best`` or ``last``) of a run and the statistics saved with it.
+
+    ``None`` asks for the best model, or the last one (with a note) in a run that has not been
+    evaluated yet.
+    """
     if not run_dir.is_dir():
         raise RunError(f"run directory {run_dir} does not exist")
     if not (run_dir / rundir.CONFIG).exists():
         raise RunError(f"{run_dir} is not a run directory: it has no {rundir.CONFIG}")
-    names = {"best": (rundir.BEST_MODEL, rundir.BEST_VECNORM), "last": (rundir.MODEL,
-                                                                         rundir.VECNORM)}
-    model_name, stats_name = names[which]
-    model_path, stats_path = run_dir / model_name, run_dir / stats_name
-    if not model_path.exists() or not stats_path.exists():
+    note = None
+    if which is None:
+        which = "best"
+        if not _has(run_dir, "best") and _has(run_dir, "last"):
+            which, note = "last", (f"{run_dir} has no best model yet (no evaluation has run): "
+                                   "using the last model")
+    model_name, stats_name = _FILES[which]
+    if not _has(run_dir, which):
         raise RunError(f"{run_dir} has no {which} model yet ({model_name} with {stats_name})")
-    return LoadedRun(rundir.read_config(run_dir), model_path, stats_path)
+    return LoadedRun(rundir.read_config(run_dir), run_dir / model_name, run_dir / stats_name,
+                     which, note)
+
+
+def _has(run_dir: Path, which: str) -> bool:
+    return all((run_dir / name).exists() for name in _FILES[which])
 
 
 def load_model(path: Path) -> PPO:
@@ -55,13 +73,13 @@ def load_model(path: Path) -> PPO:
 MAX_EVAL_ENVS = 10
 
 
-def evaluate(run_dir: Path, episodes: int = 10, which: str = "best",
+def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
              backend: str | None = None, n_envs: int | None = None) -> dict:
     """Deterministic episodes of the run's model on fresh evaluation environments.
 
     ``n_envs`` environments (default: one per episode, at most 10) run side by side, each
     with its own share of the episodes (SB3's evaluate_policy). ``backend`` (gymnasium or
-    envpool) defaults to the one the run trained with.
+    envpool) defaults to the one the run trained with. ``which`` as for :func:`locate`.
     """
     run = locate(run_dir, which)
     model = load_model(run.model_path)
@@ -74,12 +92,12 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str = "best",
                                            deterministic=True, return_episode_rewards=True)
     finally:
         env.close()
-    return {"run_dir": str(run_dir), "model": which, "episodes": episodes, "backend": backend,
-            "mean": float(np.mean(returns)), "std": float(np.std(returns)),
+    return {"run_dir": str(run_dir), "model": run.which, "note": run.note, "episodes": episodes,
+            "backend": backend, "mean": float(np.mean(returns)), "std": float(np.std(returns)),
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
 
 
-def render(run_dir: Path, out: Path, episodes: int = 1, which: str = "best",
+def render(run_dir: Path, out: Path, episodes: int = 1, which: str | None = None,
            fps: int | None = None, scale: float = 1.0) -> dict:
     """Write a video of deterministic episodes: mp4, or gif when ``out`` ends in .gif.
 
@@ -119,4 +137,4 @@ def render(run_dir: Path, out: Path, episodes: int = 1, which: str = "best",
         clip.write_gif(str(out), fps=fps, logger=None)
     else:
         clip.write_videofile(str(out), fps=fps, codec="libx264", audio=False, logger=None)
-    return {"out": str(out), "frames": len(frames), "returns": returns}
+    return {"out": str(out), "frames": len(frames), "returns": returns, "note": run.note}

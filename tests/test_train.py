@@ -253,3 +253,29 @@ def test_zoo_style_policy_kwargs_string_builds_fop():
     model.learn(64)
     assert isinstance(model.policy.optimizer, FOP)
     assert model.policy.optimizer.param_groups[0]["hyper_lr"] == 1e-5
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from fop_rl.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {action.dest}" for name, sub in commands.choices.items()
+               for action in sub._actions
+               if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert not missing
+
+
+def test_run_before_its_first_evaluation_evaluates_its_last_model(tmp_path: Path, capsys):
+    run_dir = tmp_path / "short"
+    code, _, err = run_cli(capsys, "train", "--timesteps", "256", "--optimizer", "momentum",
+                           "--run-dir", run_dir, *tiny_args())  # first evaluation at 512
+    assert code == 0, err
+    assert not (run_dir / "best_model.zip").exists()
+    code, out, err = run_cli(capsys, "evaluate", run_dir, "--episodes", "1", "--json")
+    assert code == 0 and json.loads(out)["model"] == "last"
+    assert err.startswith("note:") and "no best model yet" in err
+    code, _, err = run_cli(capsys, "evaluate", run_dir, "--model", "best")
+    assert code == 2 and "no best model yet" in err and err.count("\n") == 1
