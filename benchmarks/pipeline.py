@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from throughput import in_turn, print_ratio  # benchmarks/, beside this script
+
 PIPELINES = {
     "gymnasium": ["env.backend=gymnasium", "training.n_eval_envs=1",
                   "training.diagnostics_image_every=10"],
@@ -71,12 +73,15 @@ def speeds(status: dict) -> dict[str, float]:
 
 def time_walker_evaluations(run_dir: Path, repeats: int) -> dict[str, list[float]]:
     """Seconds for one evaluation (5 deterministic episodes) of a walking policy."""
+    import torch
+
     from fop_rl.evaluate import evaluate
 
+    torch.set_num_threads(1)  # as in a run
     seconds: dict[str, list[float]] = {p: [] for p in PIPELINES}
     settings = {"gymnasium": ("gymnasium", 1), "envpool": ("envpool", 5)}
     for turn in range(repeats):
-        for pipeline in list(PIPELINES)[:: -1 if turn % 2 else 1]:
+        for pipeline in in_turn(list(PIPELINES), turn):
             start = time.perf_counter()
             result = evaluate(run_dir, 5, "best", *settings[pipeline])
             seconds[pipeline].append(time.perf_counter() - start)
@@ -84,12 +89,6 @@ def time_walker_evaluations(run_dir: Path, repeats: int) -> dict[str, list[float
                   f"return {result['mean']:.1f}, mean length "
                   f"{statistics.mean(result['lengths']):.0f}", flush=True)
     return seconds
-
-
-def ratio_line(label: str, new: list[float], old: list[float]) -> str:
-    ratios = [a / b for a, b in zip(new, old, strict=True)]
-    return (f"  {label}: median {statistics.median(ratios):.2f}x "
-            f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
 def main() -> None:
@@ -102,7 +101,7 @@ def main() -> None:
     runs: dict[str, dict[str, list[dict]]] = {p: {o: [] for o in OPTIMIZERS} for p in PIPELINES}
     with tempfile.TemporaryDirectory() as tmp:
         for turn in range(args.repeats):
-            for pipeline in list(PIPELINES)[:: -1 if turn % 2 else 1]:
+            for pipeline in in_turn(list(PIPELINES), turn):
                 pair = train_pair(pipeline, turn, args.timesteps, Path(tmp))
                 for name, status in pair.items():
                     s = speeds(status)
@@ -118,24 +117,23 @@ def main() -> None:
             old = [r[metric] for r in runs["gymnasium"][name]]
             print(f"  {name} {metric.replace('_', ' ')}: envpool {statistics.median(new):.0f}"
                   f" vs gymnasium {statistics.median(old):.0f} env steps/s")
-            print(ratio_line(f"{name} {metric.replace('_', ' ')}, envpool / gymnasium", new,
-                             old))
+            print_ratio(f"{name} {metric.replace('_', ' ')}, envpool / gymnasium", new, old)
         eval_new = [r["eval_s"] for r in runs["envpool"][name]]
         eval_old = [r["eval_s"] for r in runs["gymnasium"][name]]
         print(f"  {name} evaluation time per run: envpool {statistics.median(eval_new):.1f} s "
               f"vs gymnasium {statistics.median(eval_old):.1f} s")
     for pipeline in PIPELINES:
         for metric in ("end_to_end", "training"):
-            print(ratio_line(f"{pipeline}: fop-momentum / momentum, {metric.replace('_', ' ')}",
-                             [r[metric] for r in runs[pipeline]["fop-momentum"]],
-                             [r[metric] for r in runs[pipeline]["momentum"]]))
+            print_ratio(f"{pipeline}: fop-momentum / momentum, {metric.replace('_', ' ')}",
+                        [r[metric] for r in runs[pipeline]["fop-momentum"]],
+                        [r[metric] for r in runs[pipeline]["momentum"]])
     if args.walker is not None:
         seconds = time_walker_evaluations(args.walker, args.walker_repeats)
         print(f"\nOne evaluation of {args.walker} (5 episodes), medians of "
               f"{args.walker_repeats}: gymnasium {statistics.median(seconds['gymnasium']):.2f}"
               f" s, envpool {statistics.median(seconds['envpool']):.2f} s")
-        print(ratio_line("evaluation time, envpool / gymnasium", seconds["envpool"],
-                         seconds["gymnasium"]))
+        print_ratio("evaluation time, envpool / gymnasium", seconds["envpool"],
+                    seconds["gymnasium"])
 
 
 if __name__ == "__main__":

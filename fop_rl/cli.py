@@ -45,6 +45,34 @@ def _int_at_least(minimum: int):
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
+    p.add_argument("--model", choices=("best", "last"),
+                   help="the best evaluated model or the last one (default: best, or last in a "
+                        "run not evaluated yet)")
+
+
+def _init_from_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--init-from", type=Path, metavar="RUN_DIR",
+                   help="start from this run's policy, value network and normalisation "
+                        "statistics (fine-tuning), with a fresh optimizer")
+    p.add_argument("--init-model", choices=("best", "last"),
+                   help="which model of --init-from (default: best, or last in a run not "
+                        "evaluated yet)")
+
+
+def _init_overrides(args: argparse.Namespace) -> list[str]:
+    """--init-from and --init-model as config overrides (JSON strings are YAML scalars)."""
+    if args.init_model and not args.init_from:
+        raise UsageError("--init-model needs --init-from")
+    if not args.init_from:
+        return []
+    items = [f"training.init_from={json.dumps(str(args.init_from))}"]
+    if args.init_model:
+        items.append(f"training.init_model={args.init_model}")
+    return items
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fop-rl", description="PPO with First-Order Preconditioning.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -60,17 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: runs/<env>/<optimizer>/seed-<n>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set ppo.n_steps=256 (repeatable)")
+    _init_from_options(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = commands.add_parser("evaluate", help="deterministic episodes of a trained run")
-    p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
+    _model_options(p)
     p.add_argument("--episodes", type=_positive_int, default=10,
                    help="episodes to run (default: 10)")
-    p.add_argument("--model", choices=("best", "last"),
-                   help="the best evaluated model or the last one (default: best, or last in a "
-                        "run not evaluated yet)")
     p.add_argument("--backend", choices=BACKENDS,
                    help="simulator (default: the one the run trained with)")
     p.add_argument("--envs", type=_positive_int,
@@ -78,13 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
-    p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
+    _model_options(p)
     p.add_argument("--out", type=Path, help="video file (default: RUN_DIR/rollout.mp4)")
     p.add_argument("--episodes", type=_positive_int, default=1,
                    help="episodes, one after another (default: 1)")
-    p.add_argument("--model", choices=("best", "last"),
-                   help="the best evaluated model or the last one (default: best, or last in a "
-                        "run not evaluated yet)")
     p.add_argument("--fps", type=_positive_int, help="frames per second (default: the env's)")
     p.add_argument("--scale", type=float, default=1.0, help="resize frames, e.g. 0.5")
 
@@ -101,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="root of the runs: <runs-dir>/<env>/<optimizer>/seed-<n> (default: runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value for every run (repeatable)")
+    _init_from_options(p)
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="where runs execute: local processes or Ray tasks (default: local)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
@@ -142,13 +166,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         given = [flag for flag, value in [("--config", args.config), ("--env", args.env_id),
                                           ("--optimizer", args.optimizer), ("--seed", args.seed),
                                           ("--timesteps", args.timesteps),
+                                          ("--init-from", args.init_from),
+                                          ("--init-model", args.init_model),
                                           ("--set", args.overrides)] if value]
         if given:
             raise UsageError(f"--resume continues the run's own config.yaml: drop "
                              f"{', '.join(given)}")
         cfg = None
     else:
-        overrides = list(args.overrides)
+        overrides = [*args.overrides, *_init_overrides(args)]
         if args.optimizer:
             overrides.append(f"training.optimizer={args.optimizer}")
         if args.seed is not None:
@@ -228,7 +254,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.address and args.backend != "ray":
         raise UsageError("--address is for --backend ray")
     jobs = sweep.plan(args.config, args.env_id, args.optimizers, sweep.parse_seeds(args.seeds),
-                      args.runs_dir, args.timesteps, args.overrides)
+                      args.runs_dir, args.timesteps, [*args.overrides, *_init_overrides(args)])
     skipped = sum(j.state == "skipped" for j in jobs)
     resumed = sum("--resume" in j.argv for j in jobs)
     print(f"sweep: {len(jobs)} runs in {args.runs_dir} ({skipped} complete, skipped; "

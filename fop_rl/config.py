@@ -1,10 +1,14 @@
 """Run configuration: one YAML per environment (rl-baselines3-zoo style), validated up front.
 
 A config has four sections: ``env`` (environment and normalisation), ``training`` (budget,
-seed, optimizer name, evaluation and checkpoint cadence), ``ppo`` (SB3 PPO hyperparameters)
-and ``optimizers`` (one entry per optimizer name: its learning rate and options). Every key
-is checked against :data:`SCHEMA` before anything starts: a misspelt key, a wrong type or an
-out-of-range value is a :class:`ConfigError` naming the file, the key and the reason.
+seed, optimizer name, evaluation and checkpoint cadence, the run to start from), ``ppo`` (SB3
+PPO hyperparameters) and ``optimizers`` (one entry per optimizer name: its learning rate and
+options). Every key is checked against :data:`SCHEMA` before anything starts: a misspelt key, a
+wrong type or an out-of-range value is a :class:`ConfigError` naming the file, the key and the
+reason. Keys in :data:`OPTIONAL` may be left out and take their default.
+
+``env.id`` is any registered gymnasium environment with a continuous (Box) action space; the two
+walkers have packaged configs, any other needs a config file of its own.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import yaml
 
 from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
 
-ENV_IDS = ("BipedalWalker-v3", "BipedalWalkerHardcore-v3")
 BACKENDS = ("gymnasium", "envpool")
 DEFAULT_ENV = "BipedalWalker-v3"
 
@@ -49,11 +53,29 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
+def _continuous_control(env_id: str) -> str | None:
+    """None for a registered gymnasium environment with a Box action space, else why not."""
+    try:
+        gymnasium.spec(env_id)
+    except gymnasium.error.Error:
+        return "is not a registered gymnasium environment"
+    try:
+        env = gymnasium.make(env_id)
+    except Exception as e:  # a missing simulator (MuJoCo, Box2D) or a broken registration
+        return f"cannot be made ({type(e).__name__}: {e})"
+    space = env.action_space
+    env.close()
+    if not isinstance(space, gymnasium.spaces.Box):
+        return (f"has a {type(space).__name__} action space: fop-rl trains PPO on continuous "
+                "(Box) actions only")
+    return None
+
+
 _NUMBER = (int, float)
 # section -> key -> (accepted types, check or None)
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]]] = {
     "env": {
-        "id": ((str,), _one_of(*ENV_IDS)),
+        "id": ((str,), _continuous_control),
         "n_envs": ((int,), _at_least_one),
         "max_episode_steps": ((int,), _at_least_one),
         "backend": ((str,), _one_of(*BACKENDS)),
@@ -72,6 +94,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "checkpoint_freq": ((int,), _at_least_one),
         "diagnostics_image_every": ((int,), _at_least_one),
         "lr_schedule": ((str,), _one_of("constant", "linear")),
+        "init_from": ((str, type(None)), None),
+        "init_model": ((str, type(None)), lambda v: None if v in (None, "best", "last")
+                       else "must be best, last or null"),
     },
     "ppo": {
         "n_steps": ((int,), _at_least_one),
@@ -85,6 +110,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "max_grad_norm": (_NUMBER, _positive),
         "net_arch": ((list,), None),
     },
+}
+# keys a config may leave out, with their defaults: section -> key -> default
+OPTIONAL: dict[str, dict[str, Any]] = {
+    # a run directory whose policy, value network and normalisation a new run starts from;
+    # its best model (null: best, or last in a run not evaluated yet) or its last one
+    "training": {"init_from": None, "init_model": None},
 }
 # every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
 OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {
@@ -118,7 +149,9 @@ def load(path: str | Path | None = None, env_id: str | None = None,
         env_id = env_id or DEFAULT_ENV
         files = config_files()
         if env_id not in files:
-            raise ConfigError(f"unknown environment {env_id!r}: choose one of {', '.join(files)}")
+            raise ConfigError(f"no packaged config for {env_id!r} (packaged: "
+                              f"{', '.join(files)}): write one and pass --config FILE "
+                              "(README: Any environment)")
         path = files[env_id]
     source = str(path)
     try:
@@ -135,7 +168,18 @@ def load(path: str | Path | None = None, env_id: str | None = None,
         config.setdefault("env", {})["id"] = env_id
     for item in overrides:
         set_key(config, item, source="--set")
+    fill_defaults(config)
     validate(config, source)
+    return config
+
+
+def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Add the :data:`OPTIONAL` keys a config leaves out, in place."""
+    for section, defaults in OPTIONAL.items():
+        values = config.get(section)
+        if isinstance(values, dict):
+            for key, value in defaults.items():
+                values.setdefault(key, value)
     return config
 
 
@@ -196,9 +240,16 @@ def validate(config: dict[str, Any], source: str) -> None:
     if chosen not in optimizers:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
                           "under optimizers")
-    if config["env"]["backend"] == "envpool" and importlib.util.find_spec("envpool") is None:
-        raise ConfigError(f"{source}: env.backend is envpool, but envpool is not installed "
-                          "(pip install envpool)")
+    env_id = config["env"]["id"]
+    if config["env"]["backend"] == "envpool":
+        if importlib.util.find_spec("envpool") is None:
+            raise ConfigError(f"{source}: env.backend is envpool, but envpool is not installed "
+                              "(pip install envpool)")
+        import envpool
+
+        if env_id not in envpool.list_all_envs():
+            raise ConfigError(f"{source}: env.backend is envpool, which has no {env_id}: use "
+                              "env.backend=gymnasium")
     ppo, n_envs = config["ppo"], config["env"]["n_envs"]
     if ppo["batch_size"] > ppo["n_steps"] * n_envs:
         raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) must be at most "

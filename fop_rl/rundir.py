@@ -31,6 +31,7 @@ import torch
 import yaml
 
 import fop_rl
+from fop_rl.config import fill_defaults
 
 CONFIG, RUN_JSON = "config.yaml", "run.json"
 MODEL, VECNORM = "model.zip", "vecnormalize.pkl"
@@ -84,7 +85,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     # runs made before these were choices: what they used
     config["env"].setdefault("backend", "gymnasium")
     config["training"].setdefault("n_eval_envs", 1)
-    return config
+    return fill_defaults(config)
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:

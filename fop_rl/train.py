@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from stable_baselines3 import PPO
@@ -27,6 +29,7 @@ from fop_rl.callbacks import (
     save_checkpoint,
 )
 from fop_rl.envs import make_eval_env, make_train_env
+from fop_rl.evaluate import LoadedRun, load_model, locate
 from fop_rl.optimizers import policy_optimizer
 from fop_rl.rundir import RunError
 
@@ -70,6 +73,49 @@ def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
     )
 
 
+def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO]:
+    """The run that ``training.init_from`` names and its model, checked against ``config``
+    before anything starts: RunError if it is missing or has other spaces or networks."""
+    training = config["training"]
+    source = Path(training["init_from"])
+    run = locate(source, training["init_model"])
+    if run.note:
+        print(f"note: {run.note}", file=sys.stderr)
+    model = load_model(run.model_path)
+    reference = gymnasium.make(config["env"]["id"])
+    try:
+        for what in ("observation_space", "action_space"):
+            mine, theirs = getattr(reference, what), getattr(model, what)
+            if mine != theirs:
+                theirs_text, mine_text = _space(theirs), _space(mine)
+                if theirs_text == mine_text:
+                    theirs_text += " (other bounds)"
+                raise RunError(f"--init-from {source}: its {what.replace('_', ' ')}, "
+                               f"{theirs_text}, differs from {config['env']['id']}'s, {mine_text}")
+    finally:
+        reference.close()
+    if run.config["ppo"]["net_arch"] != config["ppo"]["net_arch"]:
+        raise RunError(f"--init-from {source}: its networks ({run.config['ppo']['net_arch']}) "
+                       f"differ from this config's ppo.net_arch ({config['ppo']['net_arch']})")
+    return run, model
+
+
+def _space(space: gymnasium.Space) -> str:
+    return f"{type(space).__name__} of shape {space.shape}"
+
+
+def start_from(model: PPO, env: VecNormalize, run: LoadedRun, source: PPO) -> dict[str, Any]:
+    """Fine-tuning: ``model`` takes the policy and value weights of ``source``, and ``env`` the
+    normalisation statistics saved with it (they keep updating); the optimizer stays fresh.
+    Returns what run.json records about the source."""
+    model.policy.load_state_dict(source.policy.state_dict())
+    stats = VecNormalize.load(str(run.stats_path), env.venv)
+    env.obs_rms, env.ret_rms = stats.obs_rms, stats.ret_rms
+    return {"run_dir": str(run.model_path.parent), "model": run.which,
+            "env_id": run.config["env"]["id"], "optimizer": run.config["training"]["optimizer"],
+            "seed": run.config["training"]["seed"]}
+
+
 def _restore_evaluations(evaluation: TimedEvalCallback, checkpoint: Path, up_to: int) -> None:
     """Continue the evaluation record of the checkpoint (nothing after its step)."""
     path = checkpoint / rundir.EVALUATIONS
@@ -92,6 +138,9 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     Raises RunError before anything starts when the run directory forbids it, and
     Interrupted after saving a checkpoint when stopped by Ctrl-C or SIGTERM.
     """
+    source = None
+    if not resume and config["training"]["init_from"] is not None:
+        source = load_source(config)
     prepare_run_dir(run_dir, resume, force)
     if resume:
         config = rundir.read_config(run_dir)
@@ -119,6 +168,8 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
         model = PPO.load(checkpoint / rundir.MODEL, env=env, device="cpu")
     else:
         model = build_model(config, env)
+        if source is not None:
+            rundir.write_status(run_dir, init_from=start_from(model, env, *source))
     model.set_logger(configure(str(run_dir / "tb"), ["csv", "tensorboard"]))
 
     evaluation = TimedEvalCallback(
