@@ -129,6 +129,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where runs execute: local processes or Ray tasks (default: local)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
+    p = commands.add_parser("tune", help="search an optimizer's hyperparameters with Optuna")
+    p.add_argument("--config", type=Path,
+                   help="YAML config with a search section (default: the packaged one of --env)")
+    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+    p.add_argument("--optimizer", required=True, help="the optimizer name to tune")
+    p.add_argument("--trials", type=_positive_int, default=16,
+                   help="finished (complete or pruned) trials to reach (default: 16)")
+    p.add_argument("--timesteps", type=_positive_int,
+                   help="environment steps per run of a trial (default: the config's)")
+    p.add_argument("--seeds", default="100-101", metavar="SPEC",
+                   help="tuning seeds, one run each per trial; keep them apart from a study's "
+                        "(default: 100-101)")
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                   help="training processes at once (default: the number of cores)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                   help="trials go to <runs-dir>/tune/<env>/<optimizer>/ (default: runs)")
+    p.add_argument("--storage",
+                   help="Optuna storage URL shared by machines, e.g. postgresql://... or "
+                        "sqlite:///tune.db (default: a journal file in the study's folder)")
+    p.add_argument("--study-name", help="default: <env>-<optimizer>")
+    p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
+                   help="stop trials that fall behind (default: median)")
+    p.add_argument("--objective", choices=("final", "auc"), default="final",
+                   help="final: best-so-far return at the budget; auc: its mean over the "
+                        "evaluations (default: final)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value for every trial (repeatable)")
+
     p = commands.add_parser("report", help="aggregate seeds: curves, tables, CIs, figures")
     p.add_argument("runs_dir", type=Path, help="a folder of <env>/<label>/seed-<n> runs")
     p.add_argument("--out", type=Path, help="output folder (default: RUNS_DIR/report)")
@@ -294,6 +322,71 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from fop_rl import config as configuration
+    from fop_rl import sweep, tune
+
+    overrides = [*args.overrides, f"training.optimizer={args.optimizer}"]
+    if args.timesteps is not None:
+        overrides.append(f"training.total_timesteps={args.timesteps}")
+    cfg = configuration.load(args.config, args.env_id, overrides)
+    space = cfg.get("search", {}).get(args.optimizer)
+    if not space:
+        raise UsageError(f"the config has no search space for {args.optimizer} "
+                         f"(search.{args.optimizer})")
+    seeds = sweep.parse_seeds(args.seeds)
+    env_id, training = cfg["env"]["id"], cfg["training"]
+    folder = tune.study_folder(args.runs_dir, env_id, args.optimizer)
+    name = args.study_name or f"{env_id}-{args.optimizer}"
+    study = tune.open_study(folder, name, args.storage, args.pruner,
+                            training["total_timesteps"], training["eval_freq"])
+    base = [f"--{k}={v}" for k, v in (("config", args.config), ("env", args.env_id)) if v]
+
+    def train_argv(seed: int, run_dir: Path, params: dict) -> list[str]:
+        argv = ["train", *base, "--run-dir", str(run_dir), "--force", "--no-progress",
+                "--seed", str(seed)]
+        for item in [*overrides, *(f"optimizers.{args.optimizer}.{k}={v!r}"
+                                   for k, v in params.items())]:
+            argv += ["--set", item]
+        return argv
+
+    tuner = tune.Tuner(study, folder, space, seeds, args.objective, args.jobs, train_argv)
+    for number in tuner.fail_orphans():
+        print(f"trial {number} was left running by a tune process that died: marked failed")
+    done = tuner.finished()
+    print(f"tune: study {name!r}, {done} of {args.trials} trials finished; {len(seeds)} "
+          f"seed(s) x {training['total_timesteps']} steps per trial, objective "
+          f"{args.objective}, pruner {args.pruner}; trials in {folder}", flush=True)
+
+    def on_end(trial, state: str, detail: str) -> None:
+        print(f"trial {trial.number} {state.lower()} ({detail}): {trial.params}", flush=True)
+
+    try:
+        complete = tuner.run(args.trials, on_end)
+    except KeyboardInterrupt:
+        print("\ntune interrupted: running trials marked failed; run the same command again "
+              "to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        written = tune.write_outputs(study, folder, cfg, args.optimizer)
+    table = Table(title=f"best trials of {name}")
+    rows = tune.summary(study)
+    for column in (rows[0] if rows else {"number": None, "objective": None}):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+    print("wrote " + ", ".join(str(p) for p in written))
+    if not complete:
+        print(f"tune stopped: as many trials failed as were asked for ({args.trials}); "
+              f"trials.csv has their reasons", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from fop_rl.report import report
 
@@ -343,7 +436,7 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "tune": cmd_tune, "report": cmd_report,
             "inspect": cmd_inspect, "evaluate": cmd_evaluate,
             "render": cmd_render, "toy": cmd_toy}
 

@@ -206,10 +206,11 @@ def set_key(config: dict[str, Any], item: str, source: str) -> None:
 
 def validate(config: dict[str, Any], source: str) -> None:
     """Raise ConfigError on the first unknown key, wrong type or out-of-range value."""
+    sections = (*SCHEMA, "optimizers", "search")
     for section in config:
-        if section not in (*SCHEMA, "optimizers"):
+        if section not in sections:
             raise ConfigError(f"{source}: unknown section {section!r} "
-                              f"(known: {', '.join((*SCHEMA, 'optimizers'))})")
+                              f"(known: {', '.join(sections)})")
     for section, keys in SCHEMA.items():
         values = config.get(section)
         if not isinstance(values, dict):
@@ -236,6 +237,7 @@ def validate(config: dict[str, Any], source: str) -> None:
                 raise ConfigError(f"{source}: unknown key optimizers.{name}.{key} "
                                   f"(known: {', '.join(OPTIMIZER_KEYS[name])})")
             _check(source, f"optimizers.{name}.{key}", value, *OPTIMIZER_OPTIONS[key])
+    _validate_search(config.get("search", {}), source)
     chosen = config["training"]["optimizer"]
     if chosen not in optimizers:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
@@ -254,6 +256,55 @@ def validate(config: dict[str, Any], source: str) -> None:
     if ppo["batch_size"] > ppo["n_steps"] * n_envs:
         raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) must be at most "
                           f"ppo.n_steps * env.n_envs ({ppo['n_steps'] * n_envs})")
+
+
+def _validate_search(search: Any, source: str) -> None:
+    """``search``: optimizer name -> option -> {low, high[, log]} or {choices: [...]}."""
+    if not isinstance(search, dict):
+        raise ConfigError(f"{source}: section 'search' must be a mapping of optimizer names")
+    for name, space in search.items():
+        where = f"search.{name}"
+        if name not in OPTIMIZERS:
+            raise ConfigError(f"{source}: unknown optimizer {where} "
+                              f"(known: {', '.join(OPTIMIZERS)})")
+        if not isinstance(space, dict) or not space:
+            raise ConfigError(f"{source}: {where} must map options to ranges")
+        for key, spec in space.items():
+            _check_range(source, f"{where}.{key}", key, OPTIMIZER_KEYS[name], spec)
+
+
+def _check_range(source: str, where: str, key: str, known: tuple[str, ...], spec: Any) -> None:
+    def fail(reason: str) -> ConfigError:
+        return ConfigError(f"{source}: {where} {reason}")
+
+    if key not in known:
+        raise fail(f"is not an option of this optimizer (known: {', '.join(known)})")
+    if not isinstance(spec, dict):
+        raise fail("must be {low: L, high: H[, log: true]} or {choices: [...]}")
+    if "choices" in spec:
+        if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise fail("must be {choices: [one or more values]}")
+        for value in spec["choices"]:
+            _check(source, where, value, *OPTIMIZER_OPTIONS[key])
+        return
+    unknown = set(spec) - {"low", "high", "log"}
+    if unknown:
+        raise fail(f"has unknown keys {', '.join(sorted(unknown))} (known: low, high, log, "
+                   "choices)")
+    if "low" not in spec or "high" not in spec:
+        raise fail("must have low and high")
+    low, high, log = spec["low"], spec["high"], spec.get("log", False)
+    for bound, value in (("low", low), ("high", high)):
+        if not isinstance(value, _NUMBER) or isinstance(value, bool):
+            raise fail(f"{bound} must be a number, got {value!r} (YAML reads 1e-4 as text: "
+                       "write 1.0e-4)")
+        _check(source, where, value, *OPTIMIZER_OPTIONS[key])
+    if not isinstance(log, bool):
+        raise fail(f"log must be true or false, got {log!r}")
+    if low >= high:
+        raise fail(f"low ({low}) must be < high ({high})")
+    if log and low <= 0:
+        raise fail(f"a log scale needs low > 0, got {low}")
 
 
 def _check(source: str, key: str, value: Any, types: tuple[type, ...],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The paper's RL experiment (figure 4) at this machine's scale, with fop-rl's own commands.
-# Phase 1 (docs/results/tuning/phase1.sh) tuned momentum's and Adam's lr; this script picks
+# Phase 1 (docs/results/pilot-tuning/phase1.sh) tuned momentum's and Adam's lr; this script picks
 # them, tunes FOP's hyper_lr at momentum's lr (phase 2), then runs the study and the reports.
 set -euo pipefail
 T_TUNE=100000 T_WALKER=300000 T_HARDCORE=200000

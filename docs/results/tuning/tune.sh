@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One identical search for momentum, adam and fop-momentum on BipedalWalker-v3 (fop-rl tune):
+# 16 trials each, one tuning seed (100; the studies use 0-19), 300,000 steps per trial, TPE
+# sampler, median pruner, objective: best-so-far evaluation return at 300k steps. The search
+# spaces are the packaged config's `search:` section. Run from the repository root; re-running
+# continues the studies. Copies the outputs here.
+set -euo pipefail
+for opt in momentum adam fop-momentum; do
+  /usr/bin/time -f "$opt: %e s wall" fop-rl tune --optimizer "$opt" --trials 16 \
+    --timesteps 300000 --seeds 100 --jobs 2 --pruner median --objective final \
+    --runs-dir runs/tuning
+  mkdir -p "docs/results/tuning/$opt"
+  for f in best.yaml trials.csv history.png importance.png; do
+    cp "runs/tuning/tune/BipedalWalker-v3/$opt/$f" "docs/results/tuning/$opt/"
+  done
+done

@@ -1,0 +1,311 @@
+"""Hyperparameter search per optimizer with Optuna: TPE sampling, pruning, resumable studies.
+
+A trial trains the optimizer with values sampled from the config's ``search`` section, one
+``fop-rl train`` process per tuning seed, under ``<folder>/trial-<k>/seed-<n>/``, where
+``<folder>`` is ``<runs-dir>/tune/<env>/<optimizer>/``. Its objective:
+
+* ``final``: the mean over its seeds of the best-so-far evaluation return at the budget;
+* ``auc``: the mean over its seeds of the best-so-far curve averaged over the evaluation points
+  (it rewards learning fast: the paper's "trains faster").
+
+After each evaluation that every seed has reached, the same quantity so far is reported to the
+pruner, which may stop the trial (its runs save a checkpoint and exit). The study lives in an
+Optuna storage: by default a journal file in ``<folder>`` (safe for several processes on one
+machine), or any Optuna storage URL (``--storage``), which lets machines share one study.
+
+Re-running the same command continues the study until ``trials`` trials have finished
+(complete or pruned). A trial whose runs fail, or whose evaluations are not finite, ends as
+FAIL with its reason in the user attribute ``fail_reason``; so does a trial left RUNNING by a
+tune process that died (detected on this machine by its process id), and the trials that a
+Ctrl-C stops. Failed trials do not count.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from fop_rl import rundir, stats
+from fop_rl.config import ConfigError
+from fop_rl.sweep import Job, LocalBackend
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def study_folder(runs_dir: Path, env_id: str, optimizer: str) -> Path:
+    return runs_dir / "tune" / env_id / optimizer
+
+
+def open_study(folder: Path, name: str, storage: str | None, pruner: str, timesteps: int,
+               eval_freq: int):
+    """Create the study, or load it to continue; the pruner works on environment steps."""
+    import optuna
+
+    if storage is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))
+        storage = optuna.storages.JournalStorage(backend)
+    pruners = {
+        # rl-baselines3-zoo's: no pruning in the first third of a run, nor before 5 trials
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5,
+                                                      n_warmup_steps=timesteps // 3),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=eval_freq,
+                                                            max_resource=timesteps),
+        "none": optuna.pruners.NopPruner,
+    }
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # the sampler is not seeded: a seeded one would repeat its first draws in a continued study
+    try:
+        return optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                   sampler=optuna.samplers.TPESampler(),
+                                   pruner=pruners[pruner](), load_if_exists=True)
+    except Exception as e:  # a bad URL, an unreachable database, a foreign file
+        raise ConfigError(f"cannot open study {name!r} in {storage}: {e}") from None
+
+
+def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Values for one trial from a validated search space."""
+    values = {}
+    for key, spec in space.items():
+        if "choices" in spec:
+            values[key] = trial.suggest_categorical(key, spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int) and not spec.get("log"):
+            values[key] = trial.suggest_int(key, spec["low"], spec["high"])
+        else:
+            values[key] = trial.suggest_float(key, spec["low"], spec["high"],
+                                              log=spec.get("log", False))
+    return values
+
+
+def objective_curve(curves: list[np.ndarray], objective: str) -> np.ndarray:
+    """Per evaluation point, the trial's objective so far (seeds' curves cut to a common
+    length): the mean best-so-far (final), or its running average over the points (auc)."""
+    length = min(len(c) for c in curves)
+    best = np.mean([stats.best_so_far(c[:length]) for c in curves], axis=0)
+    if objective == "auc":
+        return np.cumsum(best) / np.arange(1, length + 1)
+    return best
+
+
+def read_evaluations(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(timesteps, mean return per evaluation) so far; empty while none (or mid-write)."""
+    try:
+        with np.load(run_dir / rundir.EVALUATIONS) as data:
+            return data["timesteps"].copy(), data["results"].mean(axis=1)
+    except (OSError, ValueError, KeyError, EOFError):
+        return np.zeros(0, dtype=int), np.zeros(0)
+
+
+@dataclass
+class RunningTrial:
+    trial: Any  # optuna.Trial
+    params: dict[str, Any]
+    jobs: list[Job]
+    reported: int = 0  # evaluation points reported to the pruner
+    curve: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+class Tuner:
+    """One study: starts trials (their runs) as process slots free up, feeds the pruner, and
+    records each trial's end. ``train_argv(seed, run_dir, params)`` gives a run's arguments."""
+
+    def __init__(self, study, folder: Path, space: dict, seeds: list[int], objective: str,
+                 jobs: int, train_argv: Callable[[int, Path, dict], list[str]]):
+        self.study, self.folder, self.space, self.seeds = study, folder, space, seeds
+        self.objective, self.train_argv = objective, train_argv
+        self.backend = LocalBackend(jobs)
+        self.running: list[RunningTrial] = []
+
+    def finished(self) -> int:
+        return sum(t.state.name in FINISHED for t in self.study.get_trials(deepcopy=False))
+
+    def fail_orphans(self) -> list[int]:
+        """Mark FAIL the trials left RUNNING by a tune process of this machine that died."""
+        import optuna
+
+        orphans = []
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
+            if host == socket.gethostname() and pid is not None and not _alive(pid):
+                self.study._storage.set_trial_user_attr(
+                    t._trial_id, "fail_reason", f"its tune process (pid {pid}) died")
+                self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                orphans.append(t.number)
+        return orphans
+
+    def start(self) -> RunningTrial:
+        trial = self.study.ask()
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        params = suggest(trial, self.space)
+        jobs = []
+        for seed in self.seeds:
+            run_dir = self.folder / f"trial-{trial.number}" / f"seed-{seed}"
+            log = self.folder / "logs" / f"trial-{trial.number}-seed-{seed}.log"
+            job = Job("", seed, run_dir, log, self.train_argv(seed, run_dir, params), 0)
+            self.backend.start(job)
+            jobs.append(job)
+        running = RunningTrial(trial, params, jobs)
+        self.running.append(running)
+        return running
+
+    def run(self, trials: int, on_end: Callable[[Any, str, str], None] | None = None,
+            poll_s: float = 1.0) -> bool:
+        """Run trials until ``trials`` have finished, or as many have failed in this call (a
+        search space where everything diverges): True if they finished. Ctrl-C stops the
+        running trials (FAIL, reason "interrupted") and re-raises."""
+        per_trial, failures = len(self.seeds), 0
+        try:
+            while self.running or (self.finished() < trials and failures < trials):
+                while (self.finished() + len(self.running) < trials and failures < trials
+                       and (len(self.running) + 1) * per_trial <= max(self.backend.slots,
+                                                                      per_trial)):
+                    self.start()
+                time.sleep(poll_s)
+                for running in list(self.running):
+                    outcome = self.poll(running)
+                    if outcome is not None:
+                        self.running.remove(running)
+                        failures += outcome[0] == "FAIL"
+                        if on_end:
+                            on_end(running.trial, *outcome)
+        except KeyboardInterrupt:
+            for running in self.running:
+                self.end(running, "FAIL", "interrupted")
+            raise
+        return self.finished() >= trials
+
+    def poll(self, running: RunningTrial) -> tuple[str, str] | None:
+        """Report new evaluation points, prune or finish: (state, detail) when it ended."""
+        codes = [self.backend.poll(job) for job in running.jobs]
+        failed = [job for job, code in zip(running.jobs, codes, strict=True)
+                  if code not in (None, 0)]
+        if failed:
+            return self.end(running, "FAIL", _failure(failed[0]))
+        evaluations = [read_evaluations(job.run_dir) for job in running.jobs]
+        curves = [returns for _, returns in evaluations]
+        if min(len(c) for c in curves):
+            curve = objective_curve(curves, self.objective)
+            if not np.all(np.isfinite(curve)):
+                return self.end(running, "FAIL", "an evaluation return is not finite")
+            steps = evaluations[0][0]
+            for i in range(running.reported, len(curve)):
+                running.trial.report(float(curve[i]), step=int(steps[i]))
+            running.reported, running.curve = len(curve), curve
+            if running.trial.should_prune():
+                return self.end(running, "PRUNED", f"at {int(steps[len(curve) - 1])} steps")
+        if all(code == 0 for code in codes):
+            if not running.curve.size:
+                return self.end(running, "FAIL", "the runs ended without an evaluation")
+            return self.end(running, "COMPLETE", f"{float(running.curve[-1]):.2f}")
+        return None
+
+    def end(self, running: RunningTrial, state: str, detail: str) -> tuple[str, str]:
+        import optuna
+
+        alive = [job for job in running.jobs if self.backend.poll(job) is None]
+        self.backend.stop(alive)  # SIGTERM: each run saves a checkpoint, then exits
+        if state == "FAIL":
+            running.trial.set_user_attr("fail_reason", detail)
+        value = float(running.curve[-1]) if state == "COMPLETE" else None
+        self.study.tell(running.trial, value,
+                        state=getattr(optuna.trial.TrialState, state))
+        return state, detail
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _failure(job: Job) -> str:
+    """Why a run failed: its run.json error, else the last line of its log."""
+    error = (rundir.read_status(job.run_dir) or {}).get("error")
+    if error:
+        return f"seed {job.seed}: {error}"
+    try:
+        lines = job.log.read_text().strip().splitlines()
+    except OSError:
+        lines = []
+    return f"seed {job.seed}: exit {job.handle.returncode}" + (f": {lines[-1]}" if lines else "")
+
+
+def best_config(base: dict[str, Any], optimizer: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The environment's config with the optimizer's best values filled in, ready to train."""
+    config = copy.deepcopy(base)
+    config["training"]["optimizer"] = optimizer
+    config["optimizers"][optimizer] = {**config["optimizers"].get(optimizer, {}), **params}
+    return config
+
+
+def write_outputs(study, folder: Path, base: dict[str, Any], optimizer: str) -> list[Path]:
+    """best.yaml (when a trial completed), trials.csv, history.png, importance.png."""
+    written = [folder / "trials.csv"]
+    trials = study.get_trials(deepcopy=False)
+    keys = sorted({k for t in trials for k in t.params})
+    with open(folder / "trials.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "state", *keys, "objective", "last_step", "fail_reason"])
+        for t in trials:
+            last = max(t.intermediate_values, default=None)
+            writer.writerow([t.number, t.state.name, *(t.params.get(k, "") for k in keys),
+                             "" if t.value is None else t.value, "" if last is None else last,
+                             t.user_attrs.get("fail_reason", "")])
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    if complete:
+        best = max(complete, key=lambda t: t.value)
+        config = best_config(base, optimizer, best.params)
+        header = (f"# fop-rl tune: best of {len(complete)} complete trials of study "
+                  f"{study.study_name!r}: trial {best.number}, objective {best.value:.2f}\n")
+        rundir.atomic_write_text(folder / "best.yaml",
+                                 header + yaml.safe_dump(config, sort_keys=False))
+        written.insert(0, folder / "best.yaml")
+        written += _figures(study, folder)
+    return written
+
+
+def _figures(study, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    written = []
+    for name, draw in (("history.png", ovm.plot_optimization_history),
+                       ("importance.png", ovm.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():  # "experimental", "too few trials": not news here
+                warnings.simplefilter("ignore")
+                ax = draw(study)
+        except (ValueError, RuntimeError):  # importances need 2+ complete trials that vary
+            continue
+        ax.figure.tight_layout()
+        ax.figure.savefig(folder / name, dpi=110)
+        plt.close(ax.figure)
+        written.append(folder / name)
+    return written
+
+
+def summary(study, top: int = 5) -> list[dict[str, Any]]:
+    """The best complete trials, best first."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    complete.sort(key=lambda t: t.value, reverse=True)
+    return [{"number": t.number, "objective": t.value, **t.params} for t in complete[:top]]
+
