@@ -106,10 +106,6 @@ class _Layout:
     d: int
     rank: int
 
-    def flat_rows(self, t: Tensor) -> Tensor:
-        """The rows of a tensor shaped like the parameter, flattened."""
-        return t.t().reshape(-1) if self.transpose else t.reshape(-1)
-
     def unrows(self, r: Tensor) -> Tensor:
         """Rows (n x d) seen in the parameter's shape."""
         return r.t() if self.transpose else r.reshape(self.shape)
@@ -298,6 +294,9 @@ class _Pool:
         self.checked = [self.buffer[: numel + h], self.buffer[numel:]]
         self.cur = 0
         self.row_views = [_split(r, row_shapes) for r in self.rows]
+        # the same slots seen in the parameters' shapes: gradients are copied in with one call
+        self.grad_slots = [[lay.unrows(v) for lay, v in zip(self.layouts, views, strict=True)]
+                           for views in self.row_views]
         self.D = self.M.new_empty(numel)
         self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, _split(self.D, row_shapes),
                                                          strict=True)]
@@ -351,8 +350,7 @@ class _Pool:
     def gather(self) -> None:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
         self.fresh = self.cache_key == (self.M._version, self.buffer._version)
-        torch.cat([lay.flat_rows(p.grad) for p, lay in zip(self.params, self.layouts, strict=True)],
-                  out=self.rows[self.cur])
+        torch._foreach_copy_(self.grad_slots[self.cur], [p.grad for p in self.params])
 
     def hypergradients(self) -> Tensor | None:
         """All buckets' hypergradients, flat like M, or None before the first previous step."""
