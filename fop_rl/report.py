@@ -142,7 +142,10 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
                           "median_ci": [float(g.median_low[-1]), float(g.median_high[-1])],
                           "iqm": float(g.iqm[-1]),
                           "iqm_ci": [float(g.iqm_low[-1]), float(g.iqm_high[-1])],
-                          "mean": float(g.final.mean())},
+                          "mean": float(g.final.mean()),
+                          # each seed's own value, so studies made apart can be pooled
+                          "per_seed": {str(seed): float(v) for seed, v in zip(g.seeds, g.final,
+                                                                              strict=True)}},
                 "prob_improvement": pairs,
                 "steps_to_threshold": (None if threshold is None
                                        else stats.steps_to_threshold(g.grid, g.median,

@@ -126,7 +126,7 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert "adam" not in summary["BipedalWalker-v3"]  # unreadable files are never averaged in
     fop = summary["BipedalWalker-v3"]["fop-momentum"]
     assert set(fop) == {"seeds", "final_step", "final", "prob_improvement", "steps_to_threshold"}
-    assert set(fop["final"]) == {"median", "median_ci", "iqm", "iqm_ci", "mean"}
+    assert set(fop["final"]) == {"median", "median_ci", "iqm", "iqm_ci", "mean", "per_seed"}
     mom = summary["BipedalWalker-v3"]["momentum"]
     assert fop["seeds"] == 5 and mom["seeds"] == 6
     assert mom["final_step"] == 9000  # the ragged seed ends there
@@ -144,6 +144,8 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
             finals.append(np.maximum.accumulate(ev["results"].mean(axis=1))[-1])
     assert fop["final"]["median"] == pytest.approx(np.median(finals))
     assert fop["final"]["mean"] == pytest.approx(np.mean(finals))
+    assert list(fop["final"]["per_seed"]) == ["0", "1", "2", "3", "4"]
+    assert list(fop["final"]["per_seed"].values()) == pytest.approx(finals)
 
     with open(out / "curves.csv") as f:
         rows = list(csv.DictReader(f))
