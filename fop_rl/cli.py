@@ -9,6 +9,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -364,6 +365,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     def on_end(trial, state: str, detail: str) -> None:
         print(f"trial {trial.number} {state.lower()} ({detail}): {trial.params}", flush=True)
 
+    def interrupt(signum, frame):  # SIGTERM (a scheduler, kill) stops it as Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         complete = tuner.run(args.trials, on_end)
     except KeyboardInterrupt:
@@ -371,6 +376,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
               "to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        signal.signal(signal.SIGTERM, previous)
         written = tune.write_outputs(study, folder, cfg, args.optimizer)
     table = Table(title=f"best trials of {name}")
     rows = tune.summary(study)

@@ -123,9 +123,28 @@ def test_a_trial_whose_tune_process_died_is_not_counted(tmp_path: Path):
     assert "died" in rows[0]["fail_reason"]
 
 
-def _kill_runs_of(folder: Path) -> None:
-    """The orphaned training processes of a killed tune process (they have their own
-    sessions, so they outlive it)."""
+def test_a_stopped_study_is_consistent(tmp_path: Path):
+    runs = tmp_path / "runs"
+    folder = runs / "tune" / ENV / "momentum"
+    argv = [sys.executable, "-m", "fop_rl.cli", *tune_args(runs, "--pruner", "none",
+                                                           trials=1, timesteps=8192)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_json = folder / "trial-0" / "seed-100" / "run.json"
+    deadline = time.monotonic() + 120
+    while not run_json.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # as Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "run the same command again" in err
+    row = trials_csv(folder)[0]
+    assert row["state"] == "FAIL" and row["fail_reason"] == "interrupted"
+    assert not _processes_of(folder / "trial-0")  # its runs were stopped, not orphaned
+
+
+def _processes_of(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder``."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -133,7 +152,15 @@ def _kill_runs_of(folder: Path) -> None:
             except OSError:
                 continue
             if str(folder) in cmdline:
-                os.kill(int(entry.name), signal.SIGKILL)
+                found.append(int(entry.name))
+    return found
+
+
+def _kill_runs_of(folder: Path) -> None:
+    """The orphaned training processes of a killed tune process (they have their own
+    sessions, so they outlive it)."""
+    for pid in _processes_of(folder):
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(("setting", "message"), [

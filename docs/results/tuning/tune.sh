@@ -5,10 +5,16 @@
 # spaces are the packaged config's `search:` section. Run from the repository root; re-running
 # continues the studies. Copies the outputs here.
 set -euo pipefail
+# In rounds (8 trials each, then 16), so that an interrupted session leaves every optimizer
+# with the same budget so far.
+for trials in 8 16; do
+  for opt in momentum adam fop-momentum; do
+    /usr/bin/time -f "$opt, $trials trials: %e s wall" fop-rl tune --optimizer "$opt" \
+      --trials "$trials" --timesteps 300000 --seeds 100 --jobs 2 --pruner median \
+      --objective final --runs-dir runs/tuning
+  done
+done
 for opt in momentum adam fop-momentum; do
-  /usr/bin/time -f "$opt: %e s wall" fop-rl tune --optimizer "$opt" --trials 16 \
-    --timesteps 300000 --seeds 100 --jobs 2 --pruner median --objective final \
-    --runs-dir runs/tuning
   mkdir -p "docs/results/tuning/$opt"
   for f in best.yaml trials.csv history.png importance.png; do
     cp "runs/tuning/tune/BipedalWalker-v3/$opt/$f" "docs/results/tuning/$opt/"
