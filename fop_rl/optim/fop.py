@@ -1,0 +1,339 @@
+"""The public optimizer: FOP around a torch base optimizer, and its diagnostics."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fop_rl.optim.pool import Bucket, Pool
+from fop_rl.optim.structures import SIDES, STRUCTURES, Layout, layout_of, numel_target, trace
+
+HYPER_OPTIMIZERS = ("adam", "sgd")
+BASES: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+
+
+class FOP(torch.optim.Optimizer):
+    r"""First-Order Preconditioning around a standard torch optimizer (the update rule and each
+    structure's math: the docstring of :mod:`fop_rl.optim`).
+
+    Args:
+        params: tensors or param-group dicts, as for any torch optimizer (named parameters too).
+        lr: learning rate :math:`\eta` of the base optimizer, also used by the hypergradient.
+        momentum: momentum :math:`\mu` of the SGD base (ignored by other bases).
+        hyper_lr: learning rate of the hyper-optimizer that learns :math:`M`.
+        hyper_optimizer: ``"adam"`` (torch's defaults otherwise) or ``"sgd"``.
+        structure: ``"full"``, ``"lowrank"``, ``"scalar"`` (S-HD) or ``"diagonal"`` (PP-HD).
+        side: ``"input"`` or ``"output"``: which side of Linear weights is preconditioned.
+        rank: rank of ``lowrank``; given with ``structure="full"``, asks for low rank everywhere.
+        max_full_dim: ``full`` tensors with a larger :math:`d` use ``lowrank`` instead.
+        normalize: FOP-norm: rescale :math:`P` to trace :math:`d`.
+        base: ``"sgd"``, ``"adam"`` or a torch optimizer class, stepped with :math:`D` as gradient.
+        base_kwargs: extra keyword arguments for the base optimizer (betas, eps, nesterov...).
+        **kwargs: the same, passed directly as to the base optimizer itself, e.g.
+            ``FOP(params, lr=0.1, weight_decay=1e-4, nesterov=True)``; a keyword the base
+            optimizer does not take is a TypeError naming it.
+
+    Gradients must be dense: a sparse gradient is a ValueError.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        momentum: float = 0.9,
+        hyper_lr: float = 1e-4,
+        hyper_optimizer: str = "adam",
+        structure: str = "full",
+        side: str = "input",
+        rank: int | None = None,
+        max_full_dim: int = 128,
+        normalize: bool = False,
+        base: str | type[torch.optim.Optimizer] = "sgd",
+        base_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _check(lr >= 0, "lr", f"must be >= 0, got {lr}")
+        _check(0 <= momentum < 1, "momentum", f"must be in [0, 1), got {momentum}")
+        _check(hyper_lr >= 0, "hyper_lr", f"must be >= 0, got {hyper_lr}")
+        _check(hyper_optimizer in HYPER_OPTIMIZERS, "hyper_optimizer",
+               f"must be one of {HYPER_OPTIMIZERS}, got {hyper_optimizer!r}")
+        _check(structure in STRUCTURES, "structure",
+               f"must be one of {STRUCTURES}, got {structure!r}")
+        _check(side in SIDES, "side", f"must be one of {SIDES}, got {side!r}")
+        _check(rank is None or (isinstance(rank, int) and rank >= 1), "rank",
+               f"must be an integer >= 1 or None, got {rank!r}")
+        _check(max_full_dim >= 1, "max_full_dim", f"must be >= 1, got {max_full_dim}")
+        if isinstance(base, str):
+            _check(base in BASES, "base", f"must be one of {tuple(BASES)} or a torch optimizer "
+                   f"class, got {base!r}")
+            base_cls = BASES[base]
+        else:
+            _check(isinstance(base, type) and issubclass(base, torch.optim.Optimizer), "base",
+                   f"must be one of {tuple(BASES)} or a torch optimizer class, got {base!r}")
+            base_cls = base
+        accepted = inspect.signature(base_cls).parameters
+        for key in kwargs:
+            if key not in accepted or key in ("params", "lr"):
+                raise TypeError(f"FOP got an unexpected keyword argument {key!r} (not one of "
+                                f"FOP's, nor of its base {base_cls.__name__}'s)")
+        params = list(params)
+        extra = {**(base_kwargs or {}), **kwargs}
+        if base_cls is torch.optim.SGD:
+            extra.setdefault("momentum", momentum)
+        self._base = base_cls(params, lr=lr, **extra)
+        defaults = dict(self._base.defaults, lr=lr, momentum=momentum, hyper_lr=hyper_lr,
+                        hyper_optimizer=hyper_optimizer, structure=structure, side=side,
+                        rank=rank, max_full_dim=max_full_dim, normalize=normalize)
+        super().__init__(params, defaults)
+        self._link_base()
+
+    def _link_base(self) -> None:
+        # The base optimizer shares our param groups, and keeps its state inside ours (under
+        # "base": torch optimizers initialise a parameter's state when they find it empty), so
+        # torch's state_dict() saves everything (SB3 keeps only the optimizer's state_dict).
+        self._base.state = _BaseState(self.state)
+        self._base.param_groups = self.param_groups
+        self._pools: list[Pool] = []
+        self._plain: list[Tensor] = []
+        self._pool_key: tuple = ()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._link_base()
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        if hasattr(self, "_base"):
+            for key, value in self._base.defaults.items():
+                self.param_groups[-1].setdefault(key, value)
+            self._link_base()
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _init_state(self, p: Tensor, layout: Layout, index: int) -> None:
+        M = layout.init_param(p, seed=index)
+        self.state[p].update(
+            fop_M=M,
+            fop_hyper_exp_avg=torch.zeros_like(M),
+            fop_hyper_exp_avg_sq=torch.zeros_like(M),
+            fop_hyper_step=0,
+            fop_nonfinite_skips=0,
+        )
+
+    def _fuses_base(self, group: Mapping[str, Any]) -> bool:
+        """Whether the pools of ``group`` step the base themselves: torch SGD, not
+        differentiable (its fused kernel does the rest of its options)."""
+        return type(self._base) is torch.optim.SGD and not group["differentiable"]
+
+    def _prepare(self) -> tuple[list[Pool], list[Tensor]]:
+        """Pools of the preconditioned tensors that have a gradient, and the other tensors.
+
+        Rebuilt only when the set of tensors with a gradient changes, or whether the base can
+        be fused (``load_state_dict`` and ``add_param_group`` start afresh).
+        """
+        fused = [self._fuses_base(group) for group in self.param_groups]
+        key = (*fused, *(p.grad is not None for group in self.param_groups
+                         for p in group["params"]))
+        if key == self._pool_key:
+            return self._pools, self._plain
+        self._plain = []
+        buckets: dict[tuple, Bucket] = {}
+        index = 0
+        for gi, group in enumerate(self.param_groups):
+            for p in group["params"]:
+                index += 1
+                layout = layout_of(p, group)
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise ValueError("FOP needs dense gradients: a parameter has a sparse one "
+                                     "(for nn.Embedding, use sparse=False)")
+                if layout is None:
+                    self._plain.append(p)
+                    continue
+                state = self.state[p]
+                if "fop_M" not in state:
+                    self._init_state(p, layout, index)
+                # A pool steps together: same group, dtype, device, hyper-step count, and
+                # whether a previous gradient exists (none: no hypergradient yet).
+                pool = (gi, p.dtype, p.device, "fop_prev_grad" in state, state["fop_hyper_step"])
+                shape = (layout.structure, layout.n, layout.d, layout.rank)
+                bucket = buckets.setdefault((pool, shape), Bucket([], []))
+                bucket.params.append(p)
+                bucket.layouts.append(layout)
+        pools: dict[tuple, list[Bucket]] = {}
+        for (pool, _), bucket in buckets.items():
+            pools.setdefault(pool, []).append(bucket)
+        self._pools = [Pool(self.state, bs, self.param_groups[pool[0]], fused[pool[0]])
+                       for pool, bs in pools.items()]
+        self._pool_key = key
+        return self._pools, self._plain
+
+    # --- the step ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        """Learn M from the hypergradient, precondition the gradients, step the base optimizer."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        pools, plain = self._prepare()
+        for pool in pools:
+            pool.gather()
+        hypergrads = [pool.hypergradients() for pool in pools]
+        if not self._all_finite(pools, hypergrads, plain):
+            return loss
+        for pool, H in zip(pools, hypergrads, strict=True):
+            if H is not None:
+                pool.learn(H)
+        for pool in pools:
+            pool.precondition()
+        self._step_base(pools, plain)
+        for pool in pools:
+            pool.remember()
+        return loss
+
+    def _step_base(self, pools: list[Pool], plain: list[Tensor]) -> None:
+        """The base optimizer's step with D as gradient: fused pools do their own, torch the rest
+        (p.grad holds D meanwhile, then the raw gradient again)."""
+        for pool in pools:
+            if pool.fused:
+                pool.base_step()
+        if not plain and all(pool.fused for pool in pools):
+            return
+        raw = [(p, p.grad) for pool in pools for p in pool.params]
+        for pool in pools:
+            for p, D in zip(pool.params, pool.D_params, strict=True):
+                p.grad = None if pool.fused else D
+        try:
+            self._base.step()
+        finally:
+            for p, g in raw:
+                p.grad = g
+
+    def _all_finite(self, pools: list[Pool], hypergrads: list[Tensor | None],
+                    plain: list[Tensor]) -> bool:
+        """True when every gradient and hypergradient is finite; else count offenders.
+
+        A sum is non-finite when an entry is, or when it overflows: only gradients far too
+        large to use can do that.
+        """
+        sums = [pool.checked[pool.cur].sum() for pool in pools] + [p.grad.sum() for p in plain]
+        if math.isfinite(sum(float(s) for s in sums)):
+            return True
+        for pool, H in zip(pools, hypergrads, strict=True):
+            offset = 0  # H is laid out like the flat M: tensor after tensor
+            for p, state in zip(pool.params, pool.states, strict=True):
+                size = state["fop_M"].numel()
+                bad = not p.grad.isfinite().all()
+                if H is not None:
+                    bad = bad or not H[offset : offset + size].isfinite().all()
+                state["fop_nonfinite_skips"] += int(bad)
+                offset += size
+        return False  # unpreconditioned tensors have no diagnostics to count in
+
+    # --- diagnostics -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def diagnostics(
+        self, names: Mapping[Tensor, str] | Iterable[tuple[str, Tensor]] | None = None
+    ) -> list[PreconditionerDiagnostics]:
+        """Describe every preconditioner learned so far, one entry per preconditioned tensor.
+
+        Args:
+            names: parameter names, as a ``{tensor: name}`` mapping or ``model.named_parameters()``.
+                Without them, names come from named param groups, else ``"param<i>"``.
+        """
+        if names is None:
+            by_id = {}
+        elif isinstance(names, Mapping):
+            by_id = {id(p): n for p, n in names.items()}
+        else:
+            by_id = {id(p): n for n, p in names}
+        out = []
+        index = 0
+        for group in self.param_groups:
+            group_names = group.get("param_names")
+            for i, p in enumerate(group["params"]):
+                index += 1
+                state = self.state.get(p, {})
+                layout = layout_of(p, group)
+                if layout is None or "fop_M" not in state:
+                    continue
+                name = by_id.get(id(p)) or (group_names[i] if group_names else f"param{index - 1}")
+                out.append(_describe(name, layout, group, state))
+        return out
+
+
+@dataclass
+class PreconditionerDiagnostics:
+    """What FOP learned for one tensor.
+
+    ``matrix`` is P (d x d) for ``full`` and ``lowrank``; for ``scalar`` and ``diagonal``, whose
+    P is diagonal, it is P's diagonal in the parameter's shape. ``angle_deg`` is the angle between
+    the last raw gradient and its preconditioned version (paper appendix figure A.1).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    structure: str
+    frobenius_norm: float
+    eig_min: float
+    eig_max: float
+    angle_deg: float
+    nonfinite_skips: int
+    matrix: Tensor
+
+
+def _describe(name: str, layout: Layout, group: Mapping[str, Any],
+              state: Mapping[str, Any]) -> PreconditionerDiagnostics:
+    normalize, M = group["normalize"], state["fop_M"]
+    c = float(numel_target(layout) / trace(layout, M[None])) if normalize else 1.0
+    if layout.structure == "full":
+        matrix = c * (M @ M.T)
+        eigs = torch.linalg.eigvalsh(matrix.double())
+    elif layout.structure == "lowrank":
+        matrix = c * torch.eye(layout.d, dtype=M.dtype, device=M.device).addmm_(M, M.T)
+        # eig(I + U U^T) = 1 + eig(U^T U), and 1 on the rest of the space
+        eigs = c * (1 + torch.linalg.eigvalsh((M.T @ M).double()))
+        if layout.rank < layout.d:
+            eigs = torch.cat([eigs, eigs.new_full((1,), c)])
+    else:
+        diagonal = (c * M.square()).expand(layout.n, layout.d)
+        matrix = layout.unrows(diagonal).clone()
+        eigs = diagonal.flatten().double()
+    angle = float("nan")
+    if "fop_prev_grad" in state:
+        g = state["fop_prev_grad"]  # rows G^T; P is symmetric, so P G is G^T P as rows
+        pg = g @ matrix if layout.structure in ("full", "lowrank") else g * diagonal
+        cos = float((g * pg).sum() / (g.norm() * pg.norm()))
+        angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+    return PreconditionerDiagnostics(
+        name=name, shape=layout.shape, structure=layout.structure,
+        frobenius_norm=float(matrix.norm()),  # for diagonal P, the norm of its diagonal
+        eig_min=float(eigs.min()), eig_max=float(eigs.max()), angle_deg=angle,
+        nonfinite_skips=int(state.get("fop_nonfinite_skips", 0)), matrix=matrix.detach().cpu(),
+    )
+
+
+class _BaseState(dict):
+    """The base optimizer's view of FOP's state: ``state[p]`` is ``fop.state[p]["base"]``."""
+
+    def __init__(self, outer: dict) -> None:
+        super().__init__()
+        self.outer = outer
+
+    def __getitem__(self, p: Tensor) -> dict:
+        return self.outer[p].setdefault("base", {})
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"FOP: invalid {name}: {message}")

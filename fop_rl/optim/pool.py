@@ -1,0 +1,258 @@
+"""The batched machinery: buckets of same-shaped tensors and the flat buffers of a pool."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from fop_rl.optim.structures import Layout, numel_target, trace
+
+_HYPER_BETAS = (0.9, 0.999)  # torch.optim.Adam defaults
+_HYPER_EPS = 1e-8
+
+
+class Bucket:
+    """Tensors of one pool with the same structure, n, d and rank: their math, batched.
+
+    Every tensor here is a (B, ., .) view made once, when the pool is built, into buffers that
+    persist across steps (a step then spends its time in the products, not in making views):
+    ``M`` (d x k, stored as the rows of its transpose ``K``), the hypergradient ``H`` (stored as
+    ``HT``), the preconditioned rows ``D``, and two slots, indexed by the pool's ``cur``, of the
+    raw gradient rows ``R`` and of ``X = R M``: this step's and the previous step's, swapping
+    roles every step. The previous step's ``X`` is exactly the ``R_prev M`` that this step's
+    hypergradient needs, so it is kept rather than recomputed.
+    """
+
+    def __init__(self, params: list[Tensor], layouts: list[Layout]):
+        self.params, self.layouts = params, layouts
+
+    @property
+    def layout(self) -> Layout:
+        """The math reads structure, n, d and rank: the same for every tensor here."""
+        return self.layouts[0]
+
+    @property
+    def size(self) -> int:
+        return len(self.params)
+
+    def bind(self, M: Tensor, H: Tensor, rows: list[Tensor], D: Tensor, normalize: bool) -> None:
+        """Take this bucket's views of the pool's buffers."""
+        self.M, self.H, self.R, self.D, self.normalize = M, H, rows, D, normalize
+        if self.layout.stores_transpose:
+            self.K, self.HT = M.mT, H.mT
+            n, k = self.layout.n, M.shape[2]
+            self.X = [M.new_empty(self.size, n, k) for _ in range(2)]
+            self.XT = [X.mT for X in self.X]
+
+    def _times_m(self, slot: int) -> Tensor:
+        """X = R M for the rows in ``slot``, into that slot of X."""
+        return torch.bmm(self.R[slot], self.M, out=self.X[slot])
+
+    def refresh(self, prev: int) -> None:
+        """Recompute X_prev = R_prev M, after M or R_prev changed outside a step."""
+        if self.layout.stores_transpose:
+            self._times_m(prev)
+
+    def hypergradient(self, cur: int, eta: float) -> None:
+        """H = dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, with G = R^T.
+
+        Full and low rank: -eta (G G_{t-1}^T + G_{t-1} G^T) M = -eta (R^T X_prev + R_prev^T X)
+        with X = R M: three products of n d k flops (no d x d one), made as H^T so that they
+        read R by rows (twice as fast as by columns for a wide layer).
+        """
+        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
+        structure = self.layout.structure
+        if self.layout.stores_transpose:
+            self._times_m(cur)
+            torch.bmm(self.XT[prev], R, out=self.HT)
+            self.HT.baddbmm_(self.XT[cur], R_prev, beta=-eta, alpha=-eta)
+        elif structure == "scalar":  # M = m I: -2 eta m <G, G_prev>
+            torch.mul((R * R_prev).sum((1, 2), keepdim=True), self.M, out=self.H).mul_(-2 * eta)
+        else:  # diagonal: -2 eta m * G * G_prev
+            torch.mul(R, R_prev, out=self.H).mul_(self.M).mul_(-2 * eta)
+        if not self.normalize:
+            return
+        # FOP-norm, P~ = c P, c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
+        lay, M = self.layout, self.M
+        if lay.stores_transpose:  # <G, M M^T G_prev> = <X, X_prev>, plus <G, G_prev> for I + U U^T
+            inner = (self.X[cur] * self.X[prev]).sum((1, 2), keepdim=True)
+            if structure == "lowrank":
+                inner += (R * R_prev).sum((1, 2), keepdim=True)
+        else:
+            inner = (R * R_prev * M.square()).sum((1, 2), keepdim=True)
+        tr = trace(lay, M)
+        c = numel_target(lay) / tr
+        grad_trace = 2 * M * (numel_target(lay) if structure == "scalar" else 1)
+        self.H.mul_(c).add_(grad_trace * (eta * inner * c / tr))
+
+    def precondition(self, cur: int) -> None:
+        """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
+        R = self.R[cur]
+        structure = self.layout.structure
+        if structure == "full":
+            torch.bmm(self._times_m(cur), self.K, out=self.D)
+        elif structure == "lowrank":
+            torch.baddbmm(R, self._times_m(cur), self.K, out=self.D)
+        else:
+            torch.mul(R, self.M.square(), out=self.D)
+        if self.normalize:
+            self.D.mul_(numel_target(self.layout) / trace(self.layout, self.M))
+
+
+class Pool:
+    """The buckets of one param group that step together, with their state in flat buffers.
+
+    Elementwise work (gathering gradients, the finiteness check, the hyper-optimizer, the base
+    step) then costs one torch call per step whatever the number of tensors: for the small
+    layers of RL policies the count of calls, not arithmetic, is what costs. ``optimizer.state[p]``
+    holds views into the buffers, so ``state_dict()`` sees live values.
+
+    ``fused`` pools (base: torch SGD) step it themselves in one call of its fused kernel, with D
+    as the gradient, and keep its ``momentum_buffer`` in the state as torch SGD does.
+    """
+
+    def __init__(self, states: dict, buckets: list[Bucket], group: dict, fused: bool):
+        self.buckets, self.group, self.fused = buckets, group, fused
+        self.params = [p for b in buckets for p in b.params]
+        self.states = [states[p] for p in self.params]
+        self.layouts = [lay for b in buckets for lay in b.layouts]
+        self.hyper_step: int = self.states[0]["fop_hyper_step"]  # equal in a pool: in its key
+        self.step_count = torch.tensor(float(self.hyper_step), device=self.params[0].device)
+        self.M = self._flatten("fop_M")
+        self.exp_avg = self._flatten("fop_hyper_exp_avg")
+        self.exp_avg_sq = self._flatten("fop_hyper_exp_avg_sq")
+        m_shapes = [s["fop_M"].shape for s in self.states]
+        row_shapes = [(lay.n, lay.d) for lay in self.layouts]
+        numel, h = sum(lay.n * lay.d for lay in self.layouts), self.M.numel()
+        # One buffer [rows 0 | H | rows 1]: rows[cur] holds this step's gradient rows, rows[1 -
+        # cur] the previous step's; this step's rows and H are one piece, checked in one call.
+        self.buffer = self.M.new_zeros(2 * numel + h)
+        self.rows = [self.buffer[:numel], self.buffer[numel + h :]]
+        self.H = self.buffer[numel : numel + h]
+        self.checked = [self.buffer[: numel + h], self.buffer[numel:]]
+        self.cur = 0
+        self.row_views = [split(r, row_shapes) for r in self.rows]
+        # the same slots seen in the parameters' shapes: gradients are copied in with one call
+        self.grad_slots = [[lay.unrows(v) for lay, v in zip(self.layouts, views, strict=True)]
+                           for views in self.row_views]
+        self.D = self.M.new_empty(numel)
+        self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, split(self.D, row_shapes),
+                                                         strict=True)]
+        self.transposed = any(lay.transpose for lay in self.layouts)
+        for b, M, H, R0, R1, D in zip(buckets, self._by_bucket(self.M, m_shapes, like_m=True),
+                                      self._by_bucket(self.H, m_shapes, like_m=True),
+                                      self._by_bucket(self.rows[0], row_shapes),
+                                      self._by_bucket(self.rows[1], row_shapes),
+                                      self._by_bucket(self.D, row_shapes), strict=True):
+            b.bind(M, H, [R0, R1], D, group["normalize"])
+        self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
+        if self.started:
+            torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
+            self._point_prev_grad()
+        # versions of M and the buffer when the last step ended: X_prev = R_prev M is valid
+        # while they have not changed
+        self.cache_key: tuple[int, int] | None = None
+        self.fresh = False
+        # the base's momentum buffers (torch SGD's state), once the first step made them
+        self.velocity: list[Tensor] | None = None
+        if all("momentum_buffer" in s.get("base", {}) for s in self.states):
+            self.velocity = [s["base"]["momentum_buffer"] for s in self.states]
+
+    def _flatten(self, key: str) -> Tensor:
+        """One flat buffer for ``state[key]`` (shaped like M) of every tensor, which becomes
+        views of it."""
+        flat = torch.cat([lay.flat_m(s[key]) for s, lay in zip(self.states, self.layouts,
+                                                                strict=True)])
+        pieces = flat.split([s[key].numel() for s in self.states])
+        for s, lay, piece in zip(self.states, self.layouts, pieces, strict=True):
+            s[key] = lay.view_m(piece, s[key].shape)
+        return flat
+
+    def _by_bucket(self, flat: Tensor, shapes: list, like_m: bool = False) -> list[Tensor]:
+        """Each bucket's part of a flat buffer laid out tensor after tensor, as (B, ., .)."""
+        out, offset, first = [], 0, 0
+        for b in self.buckets:
+            shape = shapes[first]
+            size = b.size * math.prod(shape)
+            piece = flat[offset : offset + size]
+            out.append(b.layout.view_m(piece, shape, (b.size,)) if like_m
+                       else piece.view(b.size, *shape))
+            offset += size
+            first += b.size
+        return out
+
+    def _point_prev_grad(self) -> None:
+        for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
+            s["fop_prev_grad"] = view
+
+    def gather(self) -> None:
+        """This step's raw gradients as rows, into one flat buffer (one copy)."""
+        self.fresh = self.cache_key == (self.M._version, self.buffer._version)
+        torch._foreach_copy_(self.grad_slots[self.cur], [p.grad for p in self.params])
+
+    def hypergradients(self) -> Tensor | None:
+        """All buckets' hypergradients, flat like M, or None before the first previous step."""
+        if not self.started:
+            return None
+        if not self.fresh:  # a new pool, or M or G_prev edited since the last step
+            for b in self.buckets:
+                b.refresh(1 - self.cur)
+        eta = self.states[0]["fop_prev_lr"]
+        for b in self.buckets:
+            b.hypergradient(self.cur, eta)
+        return self.H
+
+    def learn(self, H: Tensor) -> None:
+        """One hyper-optimizer step on every M of the pool: torch's Adam, or SGD."""
+        hyper_lr = self.group["hyper_lr"]
+        if self.group["hyper_optimizer"] == "sgd":
+            self.M.add_(H, alpha=-hyper_lr)
+            return
+        self.hyper_step += 1
+        for s in self.states:
+            s["fop_hyper_step"] = self.hyper_step
+        self.step_count.add_(1)
+        # the kernel of torch.optim.Adam(fused=True): one call for the whole pool
+        torch._fused_adam_([self.M], [H], [self.exp_avg], [self.exp_avg_sq], [],
+                           [self.step_count], lr=hyper_lr, beta1=_HYPER_BETAS[0],
+                           beta2=_HYPER_BETAS[1], weight_decay=0.0, eps=_HYPER_EPS,
+                           amsgrad=False, maximize=False)
+
+    def precondition(self) -> None:
+        """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
+        for b in self.buckets:
+            b.precondition(self.cur)
+
+    def base_step(self) -> None:
+        """torch.optim.SGD's update with D as gradient (v <- mu v + D; p <- p - lr v with its
+        other options), in one call of the kernel of torch.optim.SGD(fused=True)."""
+        g = self.group
+        first = g["momentum"] != 0 and self.velocity is None
+        if first:  # the kernel fills the buffers on the first step
+            self.velocity = [torch.empty_like(p) for p in self.params]
+            for s, v in zip(self.states, self.velocity, strict=True):
+                s.setdefault("base", {})["momentum_buffer"] = v
+        # the kernel walks every tensor in memory order: D must be laid out like p
+        grads = [D.contiguous() for D in self.D_params] if self.transposed else self.D_params
+        torch._fused_sgd_(self.params, grads, self.velocity or [],
+                          weight_decay=g["weight_decay"], momentum=g["momentum"], lr=g["lr"],
+                          dampening=g["dampening"], nesterov=g["nesterov"],
+                          maximize=g["maximize"], is_first_step=first)
+
+    def remember(self) -> None:
+        """This step's gradients become the previous ones (the buffers swap), with their lr."""
+        self.cur = 1 - self.cur
+        self.started = True
+        self._point_prev_grad()
+        self.cache_key = (self.M._version, self.buffer._version)
+        lr = self.group["lr"]
+        for s in self.states:
+            s["fop_prev_lr"] = lr
+
+
+def split(flat: Tensor, shapes: list) -> list[Tensor]:
+    """Views of consecutive pieces of ``flat`` with the given shapes."""
+    sizes = [math.prod(shape) for shape in shapes]
+    return [piece.view(shape) for piece, shape in zip(flat.split(sizes), shapes, strict=True)]

@@ -1,0 +1,98 @@
+"""FOP's structures of M and how a parameter's gradient maps to the rows they act on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+STRUCTURES = ("full", "lowrank", "scalar", "diagonal")
+SIDES = ("input", "output")
+_DEFAULT_RANK = 8
+_LOWRANK_INIT_NORM = 0.1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one parameter's gradient maps to the rows ``R = G^T`` (n x d) that FOP works on.
+
+    Rows are the natural layout of weights (a Linear weight (out, in) is already G^T on the
+    input side), so most views need no transpose.
+    """
+
+    structure: str
+    shape: tuple[int, ...]
+    transpose: bool  # True only for Linear weights preconditioned on the output side
+    n: int
+    d: int
+    rank: int
+
+    def unrows(self, r: Tensor) -> Tensor:
+        """Rows (n x d) seen in the parameter's shape."""
+        return r.t() if self.transpose else r.reshape(self.shape)
+
+    @property
+    def stores_transpose(self) -> bool:
+        """Pools store a full or low-rank M (d x k) as the rows of M^T, so that the big matrix
+        products read both R and M row by row."""
+        return self.structure in ("full", "lowrank")
+
+    def flat_m(self, m: Tensor) -> Tensor:
+        """M, or a tensor shaped like it, in the order a pool stores it."""
+        return m.mT.reshape(-1) if self.stores_transpose else m.reshape(-1)
+
+    def view_m(self, stored: Tensor, shape: tuple[int, ...], batch: tuple[int, ...] = ()) -> Tensor:
+        """The stored elements of ``flat_m`` seen in M's shape (with leading batch dimensions)."""
+        if self.stores_transpose:
+            return stored.view(*batch, shape[1], shape[0]).mT
+        return stored.view(*batch, *shape)
+
+    def init_param(self, like: Tensor, seed: int) -> Tensor:
+        """The structure's parameter at the start: M = I, U small random, m = 1."""
+        if self.structure == "full":
+            return torch.eye(self.d, dtype=like.dtype, device=like.device)
+        if self.structure == "lowrank":
+            gen = torch.Generator().manual_seed(seed)
+            u = torch.randn(self.d, self.rank, generator=gen, dtype=torch.float64)
+            return (u * (_LOWRANK_INIT_NORM / math.sqrt(self.d))).to(like)
+        if self.structure == "scalar":
+            return torch.ones(1, 1, dtype=like.dtype, device=like.device)
+        return torch.ones(self.n, self.d, dtype=like.dtype, device=like.device)
+
+
+def layout_of(p: Tensor, group: Mapping[str, Any]) -> Layout | None:
+    shape = tuple(p.shape)
+    transpose = False
+    if p.dim() == 1:
+        n, d = 1, shape[0]
+    elif p.dim() == 2:
+        n, d = shape
+        if group["side"] == "output":
+            n, d, transpose = d, n, True
+    elif p.dim() == 4:
+        n, d = shape[0] * shape[1], shape[2] * shape[3]
+    else:
+        return None
+    structure, rank = group["structure"], group["rank"]
+    if structure == "full" and (rank is not None or d > group["max_full_dim"]):
+        structure = "lowrank"
+    if structure == "lowrank":
+        rank = min(rank or _DEFAULT_RANK, d)
+    return Layout(structure, shape, transpose, n, d, rank or 0)
+
+
+def numel_target(layout: Layout) -> int:
+    """The d of FOP-norm's trace target: rows of P for matrices, elements for diagonal P."""
+    return layout.d if layout.structure in ("full", "lowrank") else layout.n * layout.d
+
+
+def trace(layout: Layout, M: Tensor) -> Tensor:
+    """tr(P) for each stacked structure parameter, shape (B, 1, 1)."""
+    sq = M.square().sum((1, 2), keepdim=True)
+    if layout.structure == "lowrank":
+        return sq + layout.d
+    return sq * numel_target(layout) if layout.structure == "scalar" else sq
