@@ -23,6 +23,7 @@ from fop_rl.optim import FOP
 OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
     "fop-full": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4),
     "fop-lowrank": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, structure="lowrank"),
+    "fop-flat": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, side="flat"),
     "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
     "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
 }
@@ -80,6 +81,10 @@ def main() -> None:
                 ratios = [f / b for f, b in zip(times[fop], times[base], strict=True)]
                 print(f"  {fop}/{base}: median {statistics.median(ratios):.2f}x "
                       f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+        for variant in [n for n in OPTIMIZERS if n.startswith("fop-") and n != "fop-full"]:
+            ratios = [v / f for v, f in zip(times[variant], times["fop-full"], strict=True)]
+            print(f"  {variant}/fop-full: median {statistics.median(ratios):.2f}x "
+                  f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
     "eps": (_NUMBER, _positive),
     "hyper_lr": (_NUMBER, _non_negative),
     "hyper_optimizer": ((str,), _one_of("adam", "sgd")),
-    "side": ((str,), _one_of("input", "output")),
+    "side": ((str,), _one_of("input", "output", "flat")),
     "rank": ((int,), _at_least_one),
     "max_full_dim": ((int,), _at_least_one),
 }

@@ -22,6 +22,9 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[s
     "fop-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
     "fop-adam": (FOP, {"structure": "full", "base": "adam"}, (*_FOP, "eps")),
     "fop-norm-momentum": (FOP, {"structure": "full", "normalize": True}, ("momentum", *_FOP)),
+    # P over each tensor's whole flattened vector (low rank above max_full_dim)
+    "fop-flat-momentum": (FOP, {"structure": "full", "side": "flat"},
+                          ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim")),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),

@@ -19,6 +19,8 @@ def float64_by_default():
 
 def matrix_view(g: torch.Tensor, side: str = "input") -> torch.Tensor:
     """G (d x n) as the FOP spec defines it, written independently of the optimizer."""
+    if side == "flat":
+        return g.reshape(-1, 1)
     if g.dim() == 1:
         return g[:, None]
     if g.dim() == 2:
@@ -28,6 +30,8 @@ def matrix_view(g: torch.Tensor, side: str = "input") -> torch.Tensor:
 
 
 def from_view(G: torch.Tensor, shape: tuple, side: str = "input") -> torch.Tensor:
+    if side == "flat":
+        return G.reshape(shape)
     if len(shape) == 1:
         return G[:, 0]
     if len(shape) == 2:
@@ -77,6 +81,11 @@ CASES = [
     ((4, 6), "lowrank", "input", True, {"rank": 2}),
     ((5,), "diagonal", "input", True, {}),
     ((4, 6), "scalar", "input", True, {}),
+    ((4, 6), "full", "flat", False, {}),
+    ((3, 2, 3, 3), "full", "flat", False, {}),
+    ((4, 6), "full", "flat", False, {"max_full_dim": 10, "rank": 3}),
+    ((4, 6), "full", "flat", True, {}),
+    ((4, 6), "diagonal", "flat", False, {}),
 ]
 
 
@@ -164,7 +173,8 @@ SGD_OPTIONS = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
      ({"structure": "scalar"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
      ({"side": "output", "base_kwargs": SGD_OPTIONS},
       lambda ps: torch.optim.SGD(ps, lr=0.05, fused=True, **SGD_OPTIONS)),
-     ({"structure": "diagonal", "base": "adam"}, lambda ps: torch.optim.Adam(ps, lr=0.05))],
+     ({"structure": "diagonal", "base": "adam"}, lambda ps: torch.optim.Adam(ps, lr=0.05)),
+     ({"side": "flat"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True))],
 )
 def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
     """With M fixed at I, FOP is its base optimizer, bit for bit (an SGD base runs the kernel of
@@ -181,7 +191,8 @@ def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
 
 
 @pytest.mark.parametrize("options", [{}, {"structure": "lowrank", "rank": 2, "base": "adam"},
-                                     {"hyper_optimizer": "sgd", "normalize": True}])
+                                     {"hyper_optimizer": "sgd", "normalize": True},
+                                     {"side": "flat", "max_full_dim": 8}])
 def test_state_dict_round_trip_reproduces_trajectory(options):
     straight = make_mlp()
     opt = FOP(straight.parameters(), lr=0.05, hyper_lr=1e-2, **options)

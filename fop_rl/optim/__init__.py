@@ -10,6 +10,10 @@ Matrix view
     :math:`g^\top` (``side="input"``, :math:`d` = in, one matrix shared by all output units) or
     :math:`g` (``side="output"``, :math:`d` = out); conv weights ``(O, I, kh, kw)`` spatially as
     :math:`(kh\,kw) \times (O\,I)` (paper section 2.2). Other tensors are not preconditioned.
+    ``side="flat"`` (the paper's "a separate M for each layer" read literally): every tensor as
+    its whole flattened vector, :math:`(\mathrm{numel}, 1)`, so P couples all its entries;
+    ``full`` becomes ``lowrank`` above ``max_full_dim`` as for any tensor (a 64 x 64 weight has
+    d = 4096).
 
 Update, at each ``step()`` with the group's learning rate :math:`\eta_t` and the raw gradient
 :math:`G_{t-1}` stored by the previous step (made with learning rate :math:`\eta_{t-1}`):

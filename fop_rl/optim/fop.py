@@ -29,7 +29,8 @@ class FOP(torch.optim.Optimizer):
         hyper_lr: learning rate of the hyper-optimizer that learns :math:`M`.
         hyper_optimizer: ``"adam"`` (torch's defaults otherwise) or ``"sgd"``.
         structure: ``"full"``, ``"lowrank"``, ``"scalar"`` (S-HD) or ``"diagonal"`` (PP-HD).
-        side: ``"input"`` or ``"output"``: which side of Linear weights is preconditioned.
+        side: ``"input"`` or ``"output"``: which side of Linear weights is preconditioned;
+            ``"flat"``: each tensor's whole flattened vector.
         rank: rank of ``lowrank``; given with ``structure="full"``, asks for low rank everywhere.
         max_full_dim: ``full`` tensors with a larger :math:`d` use ``lowrank`` instead.
         normalize: FOP-norm: rescale :math:`P` to trace :math:`d`.

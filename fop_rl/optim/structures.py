@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 STRUCTURES = ("full", "lowrank", "scalar", "diagonal")
-SIDES = ("input", "output")
+SIDES = ("input", "output", "flat")
 _DEFAULT_RANK = 8
 _LOWRANK_INIT_NORM = 0.1
 
@@ -67,7 +67,9 @@ class Layout:
 def layout_of(p: Tensor, group: Mapping[str, Any]) -> Layout | None:
     shape = tuple(p.shape)
     transpose = False
-    if p.dim() == 1:
+    if group["side"] == "flat" and p.dim() >= 1:  # P acts on the whole flattened tensor
+        n, d = 1, p.numel()
+    elif p.dim() == 1:
         n, d = 1, shape[0]
     elif p.dim() == 2:
         n, d = shape
