@@ -24,6 +24,8 @@ OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer
     "fop-full": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4),
     "fop-lowrank": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, structure="lowrank"),
     "fop-flat": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, side="flat"),
+    "fop-cap": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, max_eigenvalue=10.0),
+    "fop-hnorm": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, hyper_normalize=True),
     "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
     "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
 }

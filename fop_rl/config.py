@@ -127,6 +127,7 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
     "side": ((str,), _one_of("input", "output", "flat")),
     "rank": ((int,), _at_least_one),
     "max_full_dim": ((int,), _at_least_one),
+    "max_eigenvalue": (_NUMBER, lambda v: None if v >= 1 else "must be >= 1"),
 }
 
 

@@ -25,6 +25,11 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[s
     # P over each tensor's whole flattened vector (low rank above max_full_dim)
     "fop-flat-momentum": (FOP, {"structure": "full", "side": "flat"},
                           ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim")),
+    # P's largest eigenvalue capped at max_eigenvalue
+    "fop-cap-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP, "max_eigenvalue")),
+    # hypergradients divided by the sizes of the two gradients: the hyper-step follows their cosine
+    "fop-hnorm-momentum": (FOP, {"structure": "full", "hyper_normalize": True},
+                           ("momentum", *_FOP)),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),

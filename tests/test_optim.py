@@ -86,6 +86,9 @@ CASES = [
     ((4, 6), "full", "flat", False, {"max_full_dim": 10, "rank": 3}),
     ((4, 6), "full", "flat", True, {}),
     ((4, 6), "diagonal", "flat", False, {}),
+    ((4, 6), "full", "input", False, {"hyper_normalize": True}),
+    ((4, 6), "lowrank", "input", True, {"rank": 2, "hyper_normalize": True}),
+    ((4, 6), "diagonal", "input", False, {"hyper_normalize": True}),
 ]
 
 
@@ -119,6 +122,8 @@ def test_hypergradient_is_autograd_derivative(shape, structure, side, normalize,
 
     theta1 = p.detach().clone()
     g1 = grad_at(p)
+    if extra.get("hyper_normalize"):  # the derivative over the sizes of the two gradients
+        H_ref = H_ref / (g1.norm() * g0.norm())
     p.grad = g1.clone()
     opt.param_groups[0]["lr"] = eta2  # takes effect in this step; the hypergradient uses eta1
     opt.step()
@@ -174,7 +179,9 @@ SGD_OPTIONS = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
      ({"side": "output", "base_kwargs": SGD_OPTIONS},
       lambda ps: torch.optim.SGD(ps, lr=0.05, fused=True, **SGD_OPTIONS)),
      ({"structure": "diagonal", "base": "adam"}, lambda ps: torch.optim.Adam(ps, lr=0.05)),
-     ({"side": "flat"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True))],
+     ({"side": "flat"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
+     ({"max_eigenvalue": 2.0, "hyper_normalize": True},
+      lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True))],
 )
 def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
     """With M fixed at I, FOP is its base optimizer, bit for bit (an SGD base runs the kernel of
@@ -192,7 +199,8 @@ def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
 
 @pytest.mark.parametrize("options", [{}, {"structure": "lowrank", "rank": 2, "base": "adam"},
                                      {"hyper_optimizer": "sgd", "normalize": True},
-                                     {"side": "flat", "max_full_dim": 8}])
+                                     {"side": "flat", "max_full_dim": 8},
+                                     {"max_eigenvalue": 1.5, "hyper_normalize": True}])
 def test_state_dict_round_trip_reproduces_trajectory(options):
     straight = make_mlp()
     opt = FOP(straight.parameters(), lr=0.05, hyper_lr=1e-2, **options)
@@ -300,7 +308,9 @@ def test_float32_and_unsupported_shapes():
     [({"lr": -1.0}, "lr"), ({"hyper_lr": -1e-3}, "hyper_lr"), ({"momentum": 1.0}, "momentum"),
      ({"momentum": -0.1}, "momentum"), ({"structure": "kfac"}, "structure"),
      ({"side": "left"}, "side"), ({"base": "rmsprop"}, "base"), ({"rank": 0}, "rank"),
-     ({"hyper_optimizer": "lbfgs"}, "hyper_optimizer")],
+     ({"hyper_optimizer": "lbfgs"}, "hyper_optimizer"), ({"max_eigenvalue": 0.0}, "max_eigenvalue"),
+     ({"max_eigenvalue": 0.5}, "max_eigenvalue"),
+     ({"max_eigenvalue": 4.0, "normalize": True}, "max_eigenvalue")],
 )
 def test_invalid_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=rf"invalid {name}:"):
@@ -367,3 +377,44 @@ def test_sparse_gradient_is_a_clear_error():
     embedding(torch.tensor([1, 2])).sum().backward()
     with pytest.raises(ValueError, match="FOP needs dense gradients"):
         opt.step()
+
+
+def correlated_steps(opt: FOP, p: torch.nn.Parameter, steps: int) -> list[float]:
+    """The PPO failure in miniature: successive gradients nearly parallel (a quadratic bowl
+    descended with a small step), so the hypergradient keeps stretching P along one direction.
+    Returns P's largest eigenvalue after each step."""
+    target = torch.linspace(-1.0, 1.0, p.numel()).reshape(p.shape) * 5.0
+    largest = []
+    for _ in range(steps):
+        p.grad = (p.detach() - target) * torch.linspace(1.0, 2.0, p.numel()).reshape(p.shape)
+        opt.step()
+        largest.append(max(d.eig_max for d in opt.diagnostics()))
+    return largest
+
+
+@pytest.mark.parametrize(("structure", "extra"), [("full", {}), ("lowrank", {"rank": 2}),
+                                                  ("scalar", {}), ("diagonal", {})])
+def test_eigenvalue_cap_holds_under_correlated_gradients(structure, extra):
+    kappa = 3.0
+    free_p = torch.nn.Parameter(torch.zeros(4, 6))
+    free = correlated_steps(FOP([free_p], lr=1e-3, hyper_lr=0.05, structure=structure, **extra),
+                            free_p, 150)
+    assert max(free) > 2 * kappa  # without the cap P runs away
+    capped_p = torch.nn.Parameter(torch.zeros(4, 6))
+    capped = correlated_steps(FOP([capped_p], lr=1e-3, hyper_lr=0.05, structure=structure,
+                                  max_eigenvalue=kappa, **extra), capped_p, 150)
+    assert max(capped) <= kappa * (1 + 1e-12)
+    assert max(capped) > 0.5 * kappa  # the bound is not so loose that P cannot grow
+
+
+def test_state_saved_before_the_variant_options_loads():
+    net = make_mlp()
+    opt = FOP(net.parameters(), lr=0.05, hyper_lr=1e-2)
+    train(net, opt, 3)
+    saved = opt.state_dict()
+    for group in saved["param_groups"]:
+        del group["max_eigenvalue"], group["hyper_normalize"]
+    again = FOP(net.parameters(), lr=0.05, hyper_lr=1e-2)
+    again.load_state_dict(saved)
+    assert again.param_groups[0]["max_eigenvalue"] is None
+    train(net, again, 2)

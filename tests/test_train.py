@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fop_rl import config, rundir
 from fop_rl.optim import FOP
+from fop_rl.optimizers import OPTIMIZERS
 from tests.conftest import cli_subprocess, run_cli, tiny_args
 
 RUN_FILES = ["config.yaml", "run.json", "model.zip", "best_model.zip", "vecnormalize.pkl",
@@ -288,3 +289,18 @@ def test_run_before_its_first_evaluation_evaluates_its_last_model(tmp_path: Path
     assert err.startswith("note:") and "no best model yet" in err
     code, _, err = run_cli(capsys, "evaluate", run_dir, "--model", "best")
     assert code == 2 and "no best model yet" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_name_trains_ppo(name: str):
+    from fop_rl.envs import make_train_env
+    from fop_rl.train import build_model
+
+    cfg = config.load(overrides=["env.n_envs=2", "ppo.n_steps=64", "ppo.batch_size=32",
+                                 "ppo.n_epochs=2", f"training.optimizer={name}"])
+    env = make_train_env(cfg["env"], 0.99, 0, None)
+    model = build_model(cfg, env)
+    model.learn(128)  # one rollout, two epochs of updates
+    assert isinstance(model.policy.optimizer, OPTIMIZERS[name][0])
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    env.close()

@@ -55,6 +55,20 @@ the step without changing its overall scale. Its hypergradient differentiates th
 :math:`c`: :math:`\tilde H = c H + \eta\,\langle G, P G_{t-1}\rangle \frac{c}{\mathrm{tr} P}
 \nabla \mathrm{tr}(P)`.
 
+Against correlated gradients (successive PPO minibatch gradients agree, so the hypergradient
+keeps stretching P along their common direction):
+
+* ``max_eigenvalue`` :math:`\kappa \ge 1`: after each hyper-step, scalar and diagonal
+  :math:`m` are clamped to :math:`|m| \le \sqrt\kappa` (their eigenvalues are :math:`m^2`);
+  a full :math:`M` is multiplied by :math:`\min(1, \sqrt{\kappa / b})` with
+  :math:`b = \|M\|_1 \|M\|_\infty \ge \|M\|_2^2 = \lambda_{\max}(P)`, a low-rank
+  :math:`U` by :math:`\min(1, \sqrt{(\kappa - 1) / b})`. So :math:`\lambda_{\max}(P) \le
+  \kappa` holds exactly at every step (where the bound is loose, P stops a little short of
+  the cap). A projection, not part of the hypergradient.
+* ``hyper_normalize``: :math:`H_t` is divided by :math:`\|G_t\|_F \|G_{t-1}\|_F` per tensor
+  (after FOP-norm's chain rule, if any), so the hyper-step follows the agreement (cosine) of
+  successive gradients, not their size.
+
 A step whose gradient or hypergradient is not finite is skipped entirely, as torch's
 GradScaler does, and counted per tensor (``diagnostics()``).
 

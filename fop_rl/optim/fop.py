@@ -34,6 +34,12 @@ class FOP(torch.optim.Optimizer):
         rank: rank of ``lowrank``; given with ``structure="full"``, asks for low rank everywhere.
         max_full_dim: ``full`` tensors with a larger :math:`d` use ``lowrank`` instead.
         normalize: FOP-norm: rescale :math:`P` to trace :math:`d`.
+        max_eigenvalue: :math:`\kappa \ge 1`: :math:`P`'s largest eigenvalue never exceeds it
+            (``M`` is rescaled after each hyper-step when a bound of it would); not with
+            ``normalize``, whose :math:`P` does not change with ``M``'s scale.
+        hyper_normalize: divide each tensor's hypergradient by
+            :math:`\|G_t\|\,\|G_{t-1}\|`, so the hyper-step follows the cosine of successive
+            gradients, not their size.
         base: ``"sgd"``, ``"adam"`` or a torch optimizer class, stepped with :math:`D` as gradient.
         base_kwargs: extra keyword arguments for the base optimizer (betas, eps, nesterov...).
         **kwargs: the same, passed directly as to the base optimizer itself, e.g.
@@ -55,6 +61,8 @@ class FOP(torch.optim.Optimizer):
         rank: int | None = None,
         max_full_dim: int = 128,
         normalize: bool = False,
+        max_eigenvalue: float | None = None,
+        hyper_normalize: bool = False,
         base: str | type[torch.optim.Optimizer] = "sgd",
         base_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -70,6 +78,10 @@ class FOP(torch.optim.Optimizer):
         _check(rank is None or (isinstance(rank, int) and rank >= 1), "rank",
                f"must be an integer >= 1 or None, got {rank!r}")
         _check(max_full_dim >= 1, "max_full_dim", f"must be >= 1, got {max_full_dim}")
+        _check(max_eigenvalue is None or max_eigenvalue >= 1, "max_eigenvalue",
+               f"must be >= 1 (P starts at the identity), got {max_eigenvalue}")
+        _check(max_eigenvalue is None or not normalize, "max_eigenvalue",
+               "does not apply with normalize=True (FOP-norm's P ignores M's scale)")
         if isinstance(base, str):
             _check(base in BASES, "base", f"must be one of {tuple(BASES)} or a torch optimizer "
                    f"class, got {base!r}")
@@ -90,7 +102,8 @@ class FOP(torch.optim.Optimizer):
         self._base = base_cls(params, lr=lr, **extra)
         defaults = dict(self._base.defaults, lr=lr, momentum=momentum, hyper_lr=hyper_lr,
                         hyper_optimizer=hyper_optimizer, structure=structure, side=side,
-                        rank=rank, max_full_dim=max_full_dim, normalize=normalize)
+                        rank=rank, max_full_dim=max_full_dim, normalize=normalize,
+                        max_eigenvalue=max_eigenvalue, hyper_normalize=hyper_normalize)
         super().__init__(params, defaults)
         self._link_base()
 
@@ -106,6 +119,9 @@ class FOP(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
+        for group in self.param_groups:  # a state saved before an option existed: its default
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
         self._link_base()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

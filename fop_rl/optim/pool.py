@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,9 +38,12 @@ class Bucket:
     def size(self) -> int:
         return len(self.params)
 
-    def bind(self, M: Tensor, H: Tensor, rows: list[Tensor], D: Tensor, normalize: bool) -> None:
-        """Take this bucket's views of the pool's buffers."""
-        self.M, self.H, self.R, self.D, self.normalize = M, H, rows, D, normalize
+    def bind(self, M: Tensor, H: Tensor, rows: list[Tensor], D: Tensor,
+             group: dict[str, Any]) -> None:
+        """Take this bucket's views of the pool's buffers, and the group's variant options."""
+        self.M, self.H, self.R, self.D = M, H, rows, D
+        self.normalize, self.hyper_normalize = group["normalize"], group["hyper_normalize"]
+        self.max_eigenvalue = group["max_eigenvalue"]
         if self.layout.stores_transpose:
             self.K, self.HT = M.mT, H.mT
             n, k = self.layout.n, M.shape[2]
@@ -72,8 +76,17 @@ class Bucket:
             torch.mul((R * R_prev).sum((1, 2), keepdim=True), self.M, out=self.H).mul_(-2 * eta)
         else:  # diagonal: -2 eta m * G * G_prev
             torch.mul(R, R_prev, out=self.H).mul_(self.M).mul_(-2 * eta)
-        if not self.normalize:
-            return
+        if self.normalize:
+            self._through_trace(cur, eta)
+        if self.hyper_normalize:  # / (||G|| ||G_prev||): the hyper-step follows their cosine
+            norms = R.square().sum((1, 2), keepdim=True)
+            norms.mul_(R_prev.square().sum((1, 2), keepdim=True)).sqrt_()
+            self.H.div_(norms.clamp_min_(torch.finfo(R.dtype).tiny))
+
+    def _through_trace(self, cur: int, eta: float) -> None:
+        """FOP-norm's hypergradient: H, made for P, differentiated through c = d / tr(P)."""
+        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
+        structure = self.layout.structure
         # FOP-norm, P~ = c P, c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
         lay, M = self.layout, self.M
         if lay.stores_transpose:  # <G, M M^T G_prev> = <X, X_prev>, plus <G, G_prev> for I + U U^T
@@ -86,6 +99,23 @@ class Bucket:
         c = numel_target(lay) / tr
         grad_trace = 2 * M * (numel_target(lay) if structure == "scalar" else 1)
         self.H.mul_(c).add_(grad_trace * (eta * inner * c / tr))
+
+    def cap(self) -> None:
+        """Rescale M so that P's largest eigenvalue is at most ``max_eigenvalue``.
+
+        Scalar and diagonal P have eigenvalues m^2: clamped exactly. For P = M M^T (or I + U U^T)
+        the largest eigenvalue is ||M||_2^2 (or 1 + ||U||_2^2) <= ||M||_1 ||M||_inf, a bound that
+        two reductions give: M shrinks when the bound passes the cap, so the true eigenvalue
+        never does (it may stay a little below the cap where the bound is loose).
+        """
+        kappa, M = self.max_eigenvalue, self.M
+        if not self.layout.stores_transpose:
+            M.clamp_(-math.sqrt(kappa), math.sqrt(kappa))
+            return
+        bound = torch.linalg.matrix_norm(M, ord=1) * torch.linalg.matrix_norm(M, ord=math.inf)
+        room = kappa - 1.0 if self.layout.structure == "lowrank" else kappa
+        scale = (room / bound.clamp_min(torch.finfo(M.dtype).tiny)).clamp_(max=1.0).sqrt_()
+        M.mul_(scale[:, None, None])
 
     def precondition(self, cur: int) -> None:
         """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
@@ -146,7 +176,7 @@ class Pool:
                                       self._by_bucket(self.rows[0], row_shapes),
                                       self._by_bucket(self.rows[1], row_shapes),
                                       self._by_bucket(self.D, row_shapes), strict=True):
-            b.bind(M, H, [R0, R1], D, group["normalize"])
+            b.bind(M, H, [R0, R1], D, group)
         self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
         if self.started:
             torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
@@ -205,11 +235,18 @@ class Pool:
         return self.H
 
     def learn(self, H: Tensor) -> None:
-        """One hyper-optimizer step on every M of the pool: torch's Adam, or SGD."""
-        hyper_lr = self.group["hyper_lr"]
+        """One hyper-optimizer step on every M of the pool (torch's Adam, or SGD), then the
+        eigenvalue cap where there is one."""
         if self.group["hyper_optimizer"] == "sgd":
-            self.M.add_(H, alpha=-hyper_lr)
-            return
+            self.M.add_(H, alpha=-self.group["hyper_lr"])
+        else:
+            self._adam(H)
+        if self.group["max_eigenvalue"] is not None:
+            for b in self.buckets:
+                b.cap()
+
+    def _adam(self, H: Tensor) -> None:
+        hyper_lr = self.group["hyper_lr"]
         self.hyper_step += 1
         for s in self.states:
             s["fop_hyper_step"] = self.hyper_step
