@@ -128,6 +128,8 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
     "rank": ((int,), _at_least_one),
     "max_full_dim": ((int,), _at_least_one),
     "max_eigenvalue": (_NUMBER, lambda v: None if v >= 1 else "must be >= 1"),
+    "target_norm": (_NUMBER, _positive),
+    "norm_delay": (_NUMBER, _positive),
 }
 
 

@@ -27,6 +27,9 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[s
                           ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim")),
     # P's largest eigenvalue capped at max_eigenvalue
     "fop-cap-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP, "max_eigenvalue")),
+    # the paper's schedule: P rescaled to spectral norm gamma(t), from ||P|| to target_norm
+    "fop-gamma-momentum": (FOP, {"structure": "full"},
+                           ("momentum", *_FOP, "target_norm", "norm_delay")),
     # hypergradients divided by the sizes of the two gradients: the hyper-step follows their cosine
     "fop-hnorm-momentum": (FOP, {"structure": "full", "hyper_normalize": True},
                            ("momentum", *_FOP)),

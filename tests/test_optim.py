@@ -200,7 +200,8 @@ def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
 @pytest.mark.parametrize("options", [{}, {"structure": "lowrank", "rank": 2, "base": "adam"},
                                      {"hyper_optimizer": "sgd", "normalize": True},
                                      {"side": "flat", "max_full_dim": 8},
-                                     {"max_eigenvalue": 1.5, "hyper_normalize": True}])
+                                     {"max_eigenvalue": 1.5, "hyper_normalize": True},
+                                     {"target_norm": 2.0, "norm_delay": 4.0, "rank": 2}])
 def test_state_dict_round_trip_reproduces_trajectory(options):
     straight = make_mlp()
     opt = FOP(straight.parameters(), lr=0.05, hyper_lr=1e-2, **options)
@@ -310,7 +311,10 @@ def test_float32_and_unsupported_shapes():
      ({"side": "left"}, "side"), ({"base": "rmsprop"}, "base"), ({"rank": 0}, "rank"),
      ({"hyper_optimizer": "lbfgs"}, "hyper_optimizer"), ({"max_eigenvalue": 0.0}, "max_eigenvalue"),
      ({"max_eigenvalue": 0.5}, "max_eigenvalue"),
-     ({"max_eigenvalue": 4.0, "normalize": True}, "max_eigenvalue")],
+     ({"max_eigenvalue": 4.0, "normalize": True}, "max_eigenvalue"),
+     ({"target_norm": 0.0}, "target_norm"), ({"target_norm": 2.0, "norm_delay": 0}, "norm_delay"),
+     ({"target_norm": 2.0, "normalize": True}, "target_norm"),
+     ({"target_norm": 2.0, "structure": "diagonal"}, "target_norm")],
 )
 def test_invalid_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=rf"invalid {name}:"):
@@ -418,3 +422,85 @@ def test_state_saved_before_the_variant_options_loads():
     again.load_state_dict(saved)
     assert again.param_groups[0]["max_eigenvalue"] is None
     train(net, again, 2)
+
+
+@pytest.mark.parametrize(("structure", "extra"), [("full", {}), ("lowrank", {"rank": 2}),
+                                                  ("scalar", {})])
+def test_target_norm_hypergradient_is_autograd_derivative(structure, extra):
+    """theta_t = theta_{t-1} - eta c(M) P(M) G_{t-1} with c = delta + (1 - delta) p_inf / lambda
+    and lambda = v^T P(M) v for the optimizer's kept power vector v: its hypergradient is
+    autograd's derivative of J(theta_t), and the step uses the new M, v and delta."""
+    torch.manual_seed(1)
+    p_inf, tau, eta, h = 2.5, 1.5, 0.02, 0.3
+    p = torch.nn.Parameter(torch.randn(4, 6) * 0.5)
+    opt = FOP([p], lr=eta, momentum=0.0, hyper_lr=h, hyper_optimizer="sgd",
+              structure=structure, target_norm=p_inf, norm_delay=tau, **extra)
+    for _ in range(3):  # two hyper-steps: delta < 1, so c depends on M
+        before = p.detach().clone()
+        p.grad = grad_at(p)
+        opt.step()
+    state = opt.state[p]
+    t = state["fop_hyper_step"]
+    assert t == 2
+    delta = 1 / (1 + t / tau) ** 2
+    v = state["fop_power_v"].clone()
+    G_prev = state["fop_prev_grad"].T.clone()  # the rows are G^T
+    kind = structure
+
+    def applied(M: torch.Tensor, G: torch.Tensor, v: torch.Tensor, delta: float):
+        P = {"full": lambda: M @ M.T, "lowrank": lambda: torch.eye(M.shape[0]) + M @ M.T,
+             "scalar": lambda: M.square().reshape(()) * torch.eye(G.shape[0])}[kind]()
+        lam = M.square().reshape(()) if kind == "scalar" else (v.T @ P @ v).reshape(())
+        return (delta + (1 - delta) * p_inf / lam) * (P @ G)
+
+    M = state["fop_M"].clone() + 0.3 * torch.randn_like(state["fop_M"])
+    state["fop_M"].copy_(M)
+    with torch.no_grad():
+        p.copy_(before - eta * applied(M, G_prev, v, delta).T)
+    Mv = M.clone().requires_grad_(True)
+    H_ref = torch.autograd.grad(loss_fn(before - eta * applied(Mv, G_prev, v, delta).T), Mv)[0]
+
+    theta = p.detach().clone()
+    g = grad_at(p)
+    p.grad = g.clone()
+    opt.step()
+    M_new = M - h * H_ref
+    torch.testing.assert_close(state["fop_M"], M_new, rtol=1e-10, atol=1e-12)
+    if kind != "scalar":  # one power iteration from the kept vector, on the new M
+        w = M_new @ (M_new.T @ v)
+        v = w / w.norm()
+    torch.testing.assert_close(state["fop_power_v"], v, rtol=1e-10, atol=1e-12)
+    delta = 1 / (1 + (t + 1) / tau) ** 2
+    D = applied(M_new, matrix_view(g), v, delta).T
+    torch.testing.assert_close(p.detach(), theta - eta * D, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("structure", "extra"), [("full", {}), ("lowrank", {"rank": 2})])
+def test_target_norm_schedule_holds_under_correlated_gradients(structure, extra):
+    """The effective P's spectral norm follows gamma(t) to p_inf while the free P runs away; the
+    warm-started power iteration (one step per step) tracks P's largest eigenvalue."""
+    p_inf = 4.0
+    p = torch.nn.Parameter(torch.zeros(4, 6))
+    opt = FOP([p], lr=1e-3, hyper_lr=0.05, structure=structure, target_norm=p_inf,
+              norm_delay=5.0, **extra)
+    largest = correlated_steps(opt, p, 200)
+    state = opt.state[p]
+    M, v = state["fop_M"], state["fop_power_v"]
+    P = M @ M.T + (torch.eye(M.shape[0]) if structure == "lowrank" else 0)
+    exact = torch.linalg.eigvalsh(P)[-1]
+    estimate = (v.T @ P @ v).reshape(())
+    assert float(exact) > 4 * p_inf  # P itself has grown: the schedule is doing the work
+    assert abs(float(estimate / exact) - 1) < 1e-6  # the power iteration has converged
+    assert largest[-1] == pytest.approx(p_inf, rel=0.02)  # delta(200) = 6e-4
+    assert max(largest) < float(exact)
+
+
+def test_target_norm_of_the_identity_with_zero_hyper_lr_is_the_base_optimizer():
+    """P = I has norm 1, so the schedule towards 1 keeps it: SGD, up to the rounding of
+    lambda = v^T v."""
+    a, b = make_mlp(), make_mlp()
+    train(a, FOP(a.parameters(), lr=0.05, momentum=0.9, hyper_lr=0.0, target_norm=1.0,
+                 norm_delay=3.0), 20)
+    train(b, torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.9), 20)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-12, atol=1e-14)

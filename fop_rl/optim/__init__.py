@@ -65,6 +65,17 @@ keeps stretching P along their common direction):
   :math:`U` by :math:`\min(1, \sqrt{(\kappa - 1) / b})`. So :math:`\lambda_{\max}(P) \le
   \kappa` holds exactly at every step (where the bound is loose, P stops a little short of
   the cap). A projection, not part of the hypergradient.
+* ``target_norm`` :math:`p_\infty` with ``norm_delay`` :math:`\tau` (the paper's convergence
+  section): the step uses :math:`\tilde P = c P` with :math:`c = \gamma(t) / \lambda`,
+  :math:`\gamma(t) = \delta(t) \lambda + (1 - \delta(t)) p_\infty`, :math:`\delta(t) = 1 /
+  (1 + t / \tau)^2` (:math:`t`: hyper-steps so far), so :math:`\|\tilde P\|_2` moves from
+  :math:`\|P\|_2` to :math:`p_\infty`. :math:`\lambda = v^\top P v` with :math:`v` one
+  power iteration on :math:`M M^\top` (or :math:`U U^\top`) per step, warm-started from the
+  previous step's (kept in the state): once it has converged, which it does within a few steps
+  of a slowly changing M, :math:`\lambda = \|P\|_2` to rounding (tested); scalar P:
+  :math:`\lambda = m^2`. The hypergradient differentiates through :math:`c`, with :math:`v`
+  held: :math:`\tilde H = c H + \eta \langle G, P G_{t-1}\rangle (1 - \delta) p_\infty /
+  \lambda^2 \cdot 2 v v^\top M`.
 * ``hyper_normalize``: :math:`H_t` is divided by :math:`\|G_t\|_F \|G_{t-1}\|_F` per tensor
   (after FOP-norm's chain rule, if any), so the hyper-step follows the agreement (cosine) of
   successive gradients, not their size.

@@ -12,7 +12,15 @@ import torch
 from torch import Tensor
 
 from fop_rl.optim.pool import Bucket, Pool
-from fop_rl.optim.structures import SIDES, STRUCTURES, Layout, layout_of, numel_target, trace
+from fop_rl.optim.structures import (
+    SIDES,
+    STRUCTURES,
+    Layout,
+    layout_of,
+    numel_target,
+    schedule,
+    trace,
+)
 
 HYPER_OPTIMIZERS = ("adam", "sgd")
 BASES: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
@@ -37,6 +45,11 @@ class FOP(torch.optim.Optimizer):
         max_eigenvalue: :math:`\kappa \ge 1`: :math:`P`'s largest eigenvalue never exceeds it
             (``M`` is rescaled after each hyper-step when a bound of it would); not with
             ``normalize``, whose :math:`P` does not change with ``M``'s scale.
+        target_norm: :math:`p_\infty > 0`: the paper's schedule, :math:`P` rescaled at each step
+            to spectral norm :math:`\gamma(t) = \delta(t) \|P\|_2 + (1 - \delta(t)) p_\infty`
+            with :math:`\delta(t) = 1 / (1 + t / \tau)^2` (``norm_delay`` :math:`\tau > 0`,
+            in hyper-steps); not with ``normalize``, ``max_eigenvalue`` or ``diagonal``.
+        norm_delay: :math:`\tau` of ``target_norm``.
         hyper_normalize: divide each tensor's hypergradient by
             :math:`\|G_t\|\,\|G_{t-1}\|`, so the hyper-step follows the cosine of successive
             gradients, not their size.
@@ -62,6 +75,8 @@ class FOP(torch.optim.Optimizer):
         max_full_dim: int = 128,
         normalize: bool = False,
         max_eigenvalue: float | None = None,
+        target_norm: float | None = None,
+        norm_delay: float = 100.0,
         hyper_normalize: bool = False,
         base: str | type[torch.optim.Optimizer] = "sgd",
         base_kwargs: Mapping[str, Any] | None = None,
@@ -82,6 +97,13 @@ class FOP(torch.optim.Optimizer):
                f"must be >= 1 (P starts at the identity), got {max_eigenvalue}")
         _check(max_eigenvalue is None or not normalize, "max_eigenvalue",
                "does not apply with normalize=True (FOP-norm's P ignores M's scale)")
+        _check(target_norm is None or target_norm > 0, "target_norm",
+               f"must be > 0, got {target_norm}")
+        _check(norm_delay > 0, "norm_delay", f"must be > 0, got {norm_delay}")
+        _check(target_norm is None or (not normalize and max_eigenvalue is None
+                                       and structure != "diagonal"), "target_norm",
+               "does not apply with normalize, max_eigenvalue or structure='diagonal' (each "
+               "sets P's scale its own way)")
         if isinstance(base, str):
             _check(base in BASES, "base", f"must be one of {tuple(BASES)} or a torch optimizer "
                    f"class, got {base!r}")
@@ -103,7 +125,8 @@ class FOP(torch.optim.Optimizer):
         defaults = dict(self._base.defaults, lr=lr, momentum=momentum, hyper_lr=hyper_lr,
                         hyper_optimizer=hyper_optimizer, structure=structure, side=side,
                         rank=rank, max_full_dim=max_full_dim, normalize=normalize,
-                        max_eigenvalue=max_eigenvalue, hyper_normalize=hyper_normalize)
+                        max_eigenvalue=max_eigenvalue, target_norm=target_norm,
+                        norm_delay=norm_delay, hyper_normalize=hyper_normalize)
         super().__init__(params, defaults)
         self._link_base()
 
@@ -133,7 +156,8 @@ class FOP(torch.optim.Optimizer):
 
     # --- state -------------------------------------------------------------------------------
 
-    def _init_state(self, p: Tensor, layout: Layout, index: int) -> None:
+    def _init_state(self, p: Tensor, layout: Layout, index: int,
+                    group: Mapping[str, Any]) -> None:
         M = layout.init_param(p, seed=index)
         self.state[p].update(
             fop_M=M,
@@ -142,6 +166,9 @@ class FOP(torch.optim.Optimizer):
             fop_hyper_step=0,
             fop_nonfinite_skips=0,
         )
+        if group["target_norm"] is not None:  # the power iteration's start: any unit vector
+            d = M.shape[0]
+            self.state[p]["fop_power_v"] = M.new_full((d, 1), 1.0 / math.sqrt(d))
 
     def _fuses_base(self, group: Mapping[str, Any]) -> bool:
         """Whether the pools of ``group`` step the base themselves: torch SGD, not
@@ -176,7 +203,7 @@ class FOP(torch.optim.Optimizer):
                     continue
                 state = self.state[p]
                 if "fop_M" not in state:
-                    self._init_state(p, layout, index)
+                    self._init_state(p, layout, index, group)
                 # A pool steps together: same group, dtype, device, hyper-step count, and
                 # whether a previous gradient exists (none: no hypergradient yet).
                 pool = (gi, p.dtype, p.device, "fop_prev_grad" in state, state["fop_hyper_step"])
@@ -313,6 +340,14 @@ def _describe(name: str, layout: Layout, group: Mapping[str, Any],
               state: Mapping[str, Any]) -> PreconditionerDiagnostics:
     normalize, M = group["normalize"], state["fop_M"]
     c = float(numel_target(layout) / trace(layout, M[None])) if normalize else 1.0
+    if group["target_norm"] is not None:  # c = delta + (1 - delta) p_inf / lambda, as applied
+        if layout.stores_transpose:
+            lam = float((M.T @ state["fop_power_v"]).square().sum())
+            lam += 1.0 if layout.structure == "lowrank" else 0.0
+        else:
+            lam = float(M.square().reshape(()))
+        delta = schedule(state["fop_hyper_step"], group["norm_delay"])
+        c = delta + (1 - delta) * group["target_norm"] / lam
     if layout.structure == "full":
         matrix = c * (M @ M.T)
         eigs = torch.linalg.eigvalsh(matrix.double())

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fop_rl.optim.structures import Layout, numel_target, trace
+from fop_rl.optim.structures import Layout, numel_target, schedule, trace
 
 _HYPER_BETAS = (0.9, 0.999)  # torch.optim.Adam defaults
 _HYPER_EPS = 1e-8
@@ -44,6 +44,7 @@ class Bucket:
         self.M, self.H, self.R, self.D = M, H, rows, D
         self.normalize, self.hyper_normalize = group["normalize"], group["hyper_normalize"]
         self.max_eigenvalue = group["max_eigenvalue"]
+        self.target, self.delay = group["target_norm"], group["norm_delay"]
         if self.layout.stores_transpose:
             self.K, self.HT = M.mT, H.mT
             n, k = self.layout.n, M.shape[2]
@@ -59,7 +60,7 @@ class Bucket:
         if self.layout.stores_transpose:
             self._times_m(prev)
 
-    def hypergradient(self, cur: int, eta: float) -> None:
+    def hypergradient(self, cur: int, eta: float, t: int) -> None:
         """H = dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, with G = R^T.
 
         Full and low rank: -eta (G G_{t-1}^T + G_{t-1} G^T) M = -eta (R^T X_prev + R_prev^T X)
@@ -78,23 +79,62 @@ class Bucket:
             torch.mul(R, R_prev, out=self.H).mul_(self.M).mul_(-2 * eta)
         if self.normalize:
             self._through_trace(cur, eta)
+        if self.target is not None:
+            self._through_spectral_norm(cur, eta, t)
         if self.hyper_normalize:  # / (||G|| ||G_prev||): the hyper-step follows their cosine
             norms = R.square().sum((1, 2), keepdim=True)
             norms.mul_(R_prev.square().sum((1, 2), keepdim=True)).sqrt_()
             self.H.div_(norms.clamp_min_(torch.finfo(R.dtype).tiny))
 
+    def _inner(self, cur: int) -> Tensor:
+        """<G, P G_prev> per tensor, (B, 1, 1), from the products the step has made."""
+        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
+        if self.layout.stores_transpose:  # <X, X_prev>, plus <G, G_prev> for I + U U^T
+            inner = (self.X[cur] * self.X[prev]).sum((1, 2), keepdim=True)
+            if self.layout.structure == "lowrank":
+                inner += (R * R_prev).sum((1, 2), keepdim=True)
+            return inner
+        return (R * R_prev * self.M.square()).sum((1, 2), keepdim=True)
+
+    def bind_power(self, V: Tensor) -> None:
+        """The warm-started power-iteration vectors of the target-norm schedule, (B, d, 1)."""
+        self.V = V
+
+    def largest_eigenvalue(self) -> Tensor:
+        """lambda = v^T P v per tensor with the kept vector v (P's own for scalar P), (B, 1, 1)."""
+        if not self.layout.stores_transpose:
+            return self.M.square()
+        lam = torch.bmm(self.K, self.V).square_().sum((1, 2), keepdim=True)
+        return lam.add_(1.0) if self.layout.structure == "lowrank" else lam
+
+    def power_step(self) -> None:
+        """One warm-started power iteration on M M^T (or U U^T: the same top eigenvector)."""
+        if self.layout.stores_transpose:
+            w = torch.bmm(self.M, torch.bmm(self.K, self.V))
+            self.V.copy_(w.div_(w.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(w.dtype).tiny)))
+
+    def scale(self, t: int) -> Tensor:
+        """c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda, (B, 1, 1)."""
+        delta = schedule(t, self.delay)
+        return self.largest_eigenvalue().reciprocal_().mul_((1 - delta) * self.target).add_(delta)
+
+    def _through_spectral_norm(self, cur: int, eta: float, t: int) -> None:
+        """The target-norm hypergradient: H, made for P, differentiated through
+        c = delta + (1 - delta) p_inf / lambda(M), with dlambda/dM = 2 v v^T M (2 m for scalar)."""
+        lam, delta = self.largest_eigenvalue(), schedule(t, self.delay)
+        if self.layout.stores_transpose:
+            grad_lam = torch.bmm(self.V, torch.bmm(self.V.mT, self.M)).mul_(2)
+        else:
+            grad_lam = 2 * self.M
+        c = lam.reciprocal().mul_((1 - delta) * self.target).add_(delta)
+        self.H.mul_(c).add_(grad_lam * (eta * self._inner(cur) * (1 - delta) * self.target
+                                        / lam.square()))
+
     def _through_trace(self, cur: int, eta: float) -> None:
         """FOP-norm's hypergradient: H, made for P, differentiated through c = d / tr(P)."""
-        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
-        structure = self.layout.structure
         # FOP-norm, P~ = c P, c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
-        lay, M = self.layout, self.M
-        if lay.stores_transpose:  # <G, M M^T G_prev> = <X, X_prev>, plus <G, G_prev> for I + U U^T
-            inner = (self.X[cur] * self.X[prev]).sum((1, 2), keepdim=True)
-            if structure == "lowrank":
-                inner += (R * R_prev).sum((1, 2), keepdim=True)
-        else:
-            inner = (R * R_prev * M.square()).sum((1, 2), keepdim=True)
+        lay, M, structure = self.layout, self.M, self.layout.structure
+        inner = self._inner(cur)
         tr = trace(lay, M)
         c = numel_target(lay) / tr
         grad_trace = 2 * M * (numel_target(lay) if structure == "scalar" else 1)
@@ -117,7 +157,7 @@ class Bucket:
         scale = (room / bound.clamp_min(torch.finfo(M.dtype).tiny)).clamp_(max=1.0).sqrt_()
         M.mul_(scale[:, None, None])
 
-    def precondition(self, cur: int) -> None:
+    def precondition(self, cur: int, t: int) -> None:
         """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
         R = self.R[cur]
         structure = self.layout.structure
@@ -129,6 +169,8 @@ class Bucket:
             torch.mul(R, self.M.square(), out=self.D)
         if self.normalize:
             self.D.mul_(numel_target(self.layout) / trace(self.layout, self.M))
+        if self.target is not None:
+            self.D.mul_(self.scale(t))
 
 
 class Pool:
@@ -177,6 +219,12 @@ class Pool:
                                       self._by_bucket(self.rows[1], row_shapes),
                                       self._by_bucket(self.D, row_shapes), strict=True):
             b.bind(M, H, [R0, R1], D, group)
+        if group["target_norm"] is not None:
+            self.power = self._flatten("fop_power_v")
+            v_shapes = [s["fop_power_v"].shape for s in self.states]
+            for b, V in zip(buckets, self._by_bucket(self.power, v_shapes, like_m=True),
+                            strict=True):
+                b.bind_power(V)
         self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
         if self.started:
             torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
@@ -231,12 +279,15 @@ class Pool:
                 b.refresh(1 - self.cur)
         eta = self.states[0]["fop_prev_lr"]
         for b in self.buckets:
-            b.hypergradient(self.cur, eta)
+            b.hypergradient(self.cur, eta, self.hyper_step)
         return self.H
 
     def learn(self, H: Tensor) -> None:
         """One hyper-optimizer step on every M of the pool (torch's Adam, or SGD), then the
         eigenvalue cap where there is one."""
+        self.hyper_step += 1
+        for s in self.states:
+            s["fop_hyper_step"] = self.hyper_step
         if self.group["hyper_optimizer"] == "sgd":
             self.M.add_(H, alpha=-self.group["hyper_lr"])
         else:
@@ -247,9 +298,6 @@ class Pool:
 
     def _adam(self, H: Tensor) -> None:
         hyper_lr = self.group["hyper_lr"]
-        self.hyper_step += 1
-        for s in self.states:
-            s["fop_hyper_step"] = self.hyper_step
         self.step_count.add_(1)
         # the kernel of torch.optim.Adam(fused=True): one call for the whole pool
         torch._fused_adam_([self.M], [H], [self.exp_avg], [self.exp_avg_sq], [],
@@ -260,7 +308,9 @@ class Pool:
     def precondition(self) -> None:
         """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
         for b in self.buckets:
-            b.precondition(self.cur)
+            if b.target is not None:
+                b.power_step()
+            b.precondition(self.cur, self.hyper_step)
 
     def base_step(self) -> None:
         """torch.optim.SGD's update with D as gradient (v <- mu v + D; p <- p - lr v with its

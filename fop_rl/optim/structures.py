@@ -98,3 +98,9 @@ def trace(layout: Layout, M: Tensor) -> Tensor:
     if layout.structure == "lowrank":
         return sq + layout.d
     return sq * numel_target(layout) if layout.structure == "scalar" else sq
+
+
+def schedule(t: int, delay: float) -> float:
+    """delta(t) = 1 / (1 + t / tau)^2 of the target-norm schedule gamma(t) = delta ||P||_2 +
+    (1 - delta) p_inf: 1 at the start, then the target takes over."""
+    return 1.0 / (1.0 + t / delay) ** 2
