@@ -60,7 +60,7 @@ class Bucket:
         if self.layout.stores_transpose:
             self._times_m(prev)
 
-    def hypergradient(self, cur: int, eta: float, t: int) -> None:
+    def hypergradient(self, cur: int, eta: float) -> None:
         """H = dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, with G = R^T.
 
         Full and low rank: -eta (G G_{t-1}^T + G_{t-1} G^T) M = -eta (R^T X_prev + R_prev^T X)
@@ -80,7 +80,7 @@ class Bucket:
         if self.normalize:
             self._through_trace(cur, eta)
         if self.target is not None:
-            self._through_spectral_norm(cur, eta, t)
+            self._through_spectral_norm(cur, eta)
         if self.hyper_normalize:  # / (||G|| ||G_prev||): the hyper-step follows their cosine
             norms = R.square().sum((1, 2), keepdim=True)
             norms.mul_(R_prev.square().sum((1, 2), keepdim=True)).sqrt_()
@@ -100,35 +100,40 @@ class Bucket:
         """The warm-started power-iteration vectors of the target-norm schedule, (B, d, 1)."""
         self.V = V
 
-    def largest_eigenvalue(self) -> Tensor:
-        """lambda = v^T P v per tensor with the kept vector v (P's own for scalar P), (B, 1, 1)."""
-        if not self.layout.stores_transpose:
-            return self.M.square()
-        lam = torch.bmm(self.K, self.V).square_().sum((1, 2), keepdim=True)
-        return lam.add_(1.0) if self.layout.structure == "lowrank" else lam
-
-    def power_step(self) -> None:
-        """One warm-started power iteration on M M^T (or U U^T: the same top eigenvector)."""
+    def power_step(self, t: int) -> None:
+        """One warm-started power iteration on M M^T (or U U^T: the same top eigenvector), then
+        lambda = v^T P v and c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda, (B, 1, 1),
+        kept until the next step's hypergradient (M and v do not change in between)."""
         if self.layout.stores_transpose:
             w = torch.bmm(self.M, torch.bmm(self.K, self.V))
-            self.V.copy_(w.div_(w.norm(dim=1, keepdim=True).clamp_min_(torch.finfo(w.dtype).tiny)))
+            norm = torch.linalg.vector_norm(w, dim=1, keepdim=True)
+            torch.div(w, norm.clamp_min_(torch.finfo(w.dtype).tiny), out=self.V)
+        self.measure(t)
 
-    def scale(self, t: int) -> Tensor:
-        """c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda, (B, 1, 1)."""
+    def measure(self, t: int) -> None:
+        """lambda and c from the kept v and M (after a power step, or for a new pool)."""
         delta = schedule(t, self.delay)
-        return self.largest_eigenvalue().reciprocal_().mul_((1 - delta) * self.target).add_(delta)
+        if self.layout.stores_transpose:
+            lam = torch.linalg.vector_norm(torch.bmm(self.K, self.V), dim=1, keepdim=True)
+            lam.square_()
+            if self.layout.structure == "lowrank":
+                lam.add_(1.0)
+        else:
+            lam = self.M.square()
+        self.lam, self.delta = lam, delta
+        self.c = lam.reciprocal().mul_((1 - delta) * self.target).add_(delta)
 
-    def _through_spectral_norm(self, cur: int, eta: float, t: int) -> None:
+    def _through_spectral_norm(self, cur: int, eta: float) -> None:
         """The target-norm hypergradient: H, made for P, differentiated through
         c = delta + (1 - delta) p_inf / lambda(M), with dlambda/dM = 2 v v^T M (2 m for scalar)."""
-        lam, delta = self.largest_eigenvalue(), schedule(t, self.delay)
-        if self.layout.stores_transpose:
-            grad_lam = torch.bmm(self.V, torch.bmm(self.V.mT, self.M)).mul_(2)
+        # dJ/dlambda = eta <G, P G_prev> (1 - delta) p_inf / lambda^2
+        coef = self._inner(cur).mul_(self.lam.square().reciprocal_())
+        coef.mul_(2 * eta * (1 - self.delta) * self.target)
+        self.H.mul_(self.c)
+        if self.layout.stores_transpose:  # 2 v (v^T M) coef, as an outer product
+            self.H.addcmul_(self.V, torch.bmm(self.V.mT, self.M).mul_(coef))
         else:
-            grad_lam = 2 * self.M
-        c = lam.reciprocal().mul_((1 - delta) * self.target).add_(delta)
-        self.H.mul_(c).add_(grad_lam * (eta * self._inner(cur) * (1 - delta) * self.target
-                                        / lam.square()))
+            self.H.addcmul_(self.M, coef)
 
     def _through_trace(self, cur: int, eta: float) -> None:
         """FOP-norm's hypergradient: H, made for P, differentiated through c = d / tr(P)."""
@@ -152,12 +157,14 @@ class Bucket:
         if not self.layout.stores_transpose:
             M.clamp_(-math.sqrt(kappa), math.sqrt(kappa))
             return
-        bound = torch.linalg.matrix_norm(M, ord=1) * torch.linalg.matrix_norm(M, ord=math.inf)
+        absolute = M.abs()  # ||M||_1: largest column sum; ||M||_inf: largest row sum
+        bound = absolute.sum(1, keepdim=True).amax(2, keepdim=True)
+        bound.mul_(absolute.sum(2, keepdim=True).amax(1, keepdim=True))
         room = kappa - 1.0 if self.layout.structure == "lowrank" else kappa
-        scale = (room / bound.clamp_min(torch.finfo(M.dtype).tiny)).clamp_(max=1.0).sqrt_()
-        M.mul_(scale[:, None, None])
+        M.mul_(bound.clamp_min_(torch.finfo(M.dtype).tiny).reciprocal_().mul_(room)
+               .clamp_(max=1.0).sqrt_())
 
-    def precondition(self, cur: int, t: int) -> None:
+    def precondition(self, cur: int) -> None:
         """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
         R = self.R[cur]
         structure = self.layout.structure
@@ -170,7 +177,7 @@ class Bucket:
         if self.normalize:
             self.D.mul_(numel_target(self.layout) / trace(self.layout, self.M))
         if self.target is not None:
-            self.D.mul_(self.scale(t))
+            self.D.mul_(self.c)
 
 
 class Pool:
@@ -277,9 +284,11 @@ class Pool:
         if not self.fresh:  # a new pool, or M or G_prev edited since the last step
             for b in self.buckets:
                 b.refresh(1 - self.cur)
+                if b.target is not None:
+                    b.measure(self.hyper_step)
         eta = self.states[0]["fop_prev_lr"]
         for b in self.buckets:
-            b.hypergradient(self.cur, eta, self.hyper_step)
+            b.hypergradient(self.cur, eta)
         return self.H
 
     def learn(self, H: Tensor) -> None:
@@ -309,8 +318,8 @@ class Pool:
         """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
         for b in self.buckets:
             if b.target is not None:
-                b.power_step()
-            b.precondition(self.cur, self.hyper_step)
+                b.power_step(self.hyper_step)
+            b.precondition(self.cur)
 
     def base_step(self) -> None:
         """torch.optim.SGD's update with D as gradient (v <- mu v + D; p <- p - lr v with its
