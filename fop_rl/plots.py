@@ -29,8 +29,8 @@ def preconditioner_heatmaps(diagnostics: Sequence[PreconditionerDiagnostics]) ->
     for ax, d in zip(axes.flat, shown, strict=False):
         m = d.matrix.float().numpy()
         bound = float(abs(m).max()) or 1.0
-        image = ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound)
-        ax.set_title(f"{d.name} {tuple(d.matrix.shape)}", fontsize=8)
+        image = ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+        ax.set_title(f"{d.name}: {d.shown} {tuple(d.matrix.shape)}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -40,25 +40,22 @@ def preconditioner_heatmaps(diagnostics: Sequence[PreconditionerDiagnostics]) ->
 
 def preconditioner_summary(diagnostics: Sequence[PreconditionerDiagnostics]) -> Figure:
     """Per layer: P as a heatmap, the histogram of its entries, its sorted eigenvalues."""
-    import torch
 
     shown = _matrices(diagnostics)
     fig, axes = plt.subplots(len(shown), 3, figsize=(10, 2.8 * len(shown)), squeeze=False)
     for (ax_map, ax_hist, ax_eig), d in zip(axes, shown, strict=True):
         m = d.matrix.double()
         bound = float(m.abs().max()) or 1.0
-        image = ax_map.imshow(m.numpy(), cmap="RdBu_r", vmin=-bound, vmax=bound)
+        image = ax_map.imshow(m.numpy(), cmap="RdBu_r", vmin=-bound, vmax=bound,
+                               aspect="auto")
         fig.colorbar(image, ax=ax_map, fraction=0.046, pad=0.04)
-        ax_map.set_title(f"{d.name}: P {tuple(m.shape)}", fontsize=9)
+        ax_map.set_title(f"{d.name}: {d.shown} {tuple(m.shape)}", fontsize=9)
         ax_map.set_xticks([])
         ax_map.set_yticks([])
         ax_hist.hist(m.flatten().numpy(), bins=50, color="tab:blue")
-        ax_hist.set_title("entries of P", fontsize=9)
+        ax_hist.set_title("entries", fontsize=9)
         ax_hist.set_yscale("log")
-        if m.shape[0] == m.shape[1]:
-            eigs = torch.linalg.eigvalsh(m).flip(0).numpy()
-        else:  # a diagonal P shown in its parameter's shape: its entries are the eigenvalues
-            eigs = m.flatten().sort(descending=True).values.numpy()
+        eigs = d.eigenvalues.numpy()
         ax_eig.plot(eigs, marker=".", lw=1)
         ax_eig.set_title("eigenvalues, sorted", fontsize=9)
         ax_eig.set_yscale("symlog", linthresh=1e-3)

@@ -268,6 +268,31 @@ def test_lowrank_diagnostics_match_dense_eigenvalues():
     eigs = torch.linalg.eigvalsh(weight.matrix)
     assert math.isclose(weight.eig_max, float(eigs.max()), rel_tol=1e-9)
     assert math.isclose(weight.eig_min, float(eigs.min()), rel_tol=1e-9)
+    assert math.isclose(weight.frobenius_norm, float(weight.matrix.norm()), rel_tol=1e-9)
+
+
+def test_wide_lowrank_diagnostics_describe_p_from_its_factor():
+    """A flattened 20 x 20 weight (d = 400, above MAX_DENSE): P is never made, its description
+    matches the dense one."""
+    net = torch.nn.Linear(20, 20, bias=False)
+    opt = FOP(net.parameters(), lr=0.05, hyper_lr=0.05, side="flat", rank=3, target_norm=3.0,
+              norm_delay=2.0)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        opt.zero_grad()
+        net(torch.randn(16, 20, generator=gen)).square().mean().backward()
+        opt.step()
+    d = opt.diagnostics()[0]
+    assert d.shown.startswith("factor") and d.matrix.shape == (400, 3)
+    c = d.eigenvalues[-1]  # the eigenvalue of the directions U leaves alone
+    P = c * torch.eye(400) + d.matrix @ d.matrix.T  # c (I + U U^T), shown as c^(1/2) U
+    eigs = torch.linalg.eigvalsh(P)
+    assert math.isclose(d.eig_max, float(eigs.max()), rel_tol=1e-9)
+    assert math.isclose(d.frobenius_norm, float(P.norm()), rel_tol=1e-9)
+    g = opt.state[net.weight]["fop_prev_grad"]
+    pg = g @ P
+    cos = float((g * pg).sum() / (g.norm() * pg.norm()))
+    assert math.isclose(d.angle_deg, math.degrees(math.acos(min(1.0, cos))), rel_tol=1e-9)
 
 
 def test_nonfinite_gradient_skips_step_and_keeps_state_finite():

@@ -24,6 +24,7 @@ from fop_rl.optim.structures import (
 
 HYPER_OPTIMIZERS = ("adam", "sgd")
 BASES: dict[str, type[torch.optim.Optimizer]] = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+MAX_DENSE = 256  # widest low-rank P that diagnostics make as a d x d matrix
 
 
 class FOP(torch.optim.Optimizer):
@@ -320,9 +321,14 @@ class FOP(torch.optim.Optimizer):
 class PreconditionerDiagnostics:
     """What FOP learned for one tensor.
 
-    ``matrix`` is P (d x d) for ``full`` and ``lowrank``; for ``scalar`` and ``diagonal``, whose
-    P is diagonal, it is P's diagonal in the parameter's shape. ``angle_deg`` is the angle between
-    the last raw gradient and its preconditioned version (paper appendix figure A.1).
+    Everything describes the effective preconditioner, the one applied to the gradient (after
+    FOP-norm's or the target norm's rescaling, and any cap). ``matrix`` is P (d x d) for ``full``
+    and ``lowrank`` up to :data:`MAX_DENSE` wide; for a wider low-rank P = c (I + U U^T), the
+    factor c^(1/2) U (d x r), not P itself (4096 x 4096 for a flattened 64 x 64 weight); for
+    ``scalar`` and ``diagonal``, whose P is diagonal, P's diagonal in the parameter's shape.
+    ``shown`` says which. ``eigenvalues``: P's distinct eigenvalues, largest first (a low-rank
+    P's last one, c, has multiplicity d - r). ``angle_deg`` is the angle between the last raw
+    gradient and its preconditioned version (paper appendix figure A.1).
     """
 
     name: str
@@ -334,6 +340,8 @@ class PreconditionerDiagnostics:
     angle_deg: float
     nonfinite_skips: int
     matrix: Tensor
+    shown: str
+    eigenvalues: Tensor
 
 
 def _describe(name: str, layout: Layout, group: Mapping[str, Any],
@@ -348,30 +356,41 @@ def _describe(name: str, layout: Layout, group: Mapping[str, Any],
             lam = float(M.square().reshape(()))
         delta = schedule(state["fop_hyper_step"], group["norm_delay"])
         c = delta + (1 - delta) * group["target_norm"] / lam
+    g = state.get("fop_prev_grad")  # rows G^T; P is symmetric, so P G is G^T P as rows
+    shown = "P"
     if layout.structure == "full":
         matrix = c * (M @ M.T)
         eigs = torch.linalg.eigvalsh(matrix.double())
+        norm = float(matrix.norm())
+        pg = None if g is None else g @ matrix
     elif layout.structure == "lowrank":
-        matrix = c * torch.eye(layout.d, dtype=M.dtype, device=M.device).addmm_(M, M.T)
+        gram = (M.T @ M).double()
         # eig(I + U U^T) = 1 + eig(U^T U), and 1 on the rest of the space
-        eigs = c * (1 + torch.linalg.eigvalsh((M.T @ M).double()))
+        eigs = c * (1 + torch.linalg.eigvalsh(gram))
         if layout.rank < layout.d:
             eigs = torch.cat([eigs, eigs.new_full((1,), c)])
+        # ||I + U U^T||_F^2 = d + 2 tr(U^T U) + ||U^T U||_F^2, without making the d x d matrix
+        norm = c * math.sqrt(layout.d + 2 * float(gram.trace()) + float(gram.square().sum()))
+        pg = None if g is None else c * (g + (g @ M) @ M.T)
+        if layout.d <= MAX_DENSE:
+            matrix = c * torch.eye(layout.d, dtype=M.dtype, device=M.device).addmm_(M, M.T)
+        else:
+            matrix, shown = math.sqrt(c) * M, "factor U of P = I + U U^T"
     else:
         diagonal = (c * M.square()).expand(layout.n, layout.d)
-        matrix = layout.unrows(diagonal).clone()
+        matrix, shown = layout.unrows(diagonal).clone(), "diagonal of P"
         eigs = diagonal.flatten().double()
+        norm = float(matrix.norm())  # the norm of its diagonal
+        pg = None if g is None else g * diagonal
     angle = float("nan")
-    if "fop_prev_grad" in state:
-        g = state["fop_prev_grad"]  # rows G^T; P is symmetric, so P G is G^T P as rows
-        pg = g @ matrix if layout.structure in ("full", "lowrank") else g * diagonal
+    if g is not None:
         cos = float((g * pg).sum() / (g.norm() * pg.norm()))
         angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
     return PreconditionerDiagnostics(
-        name=name, shape=layout.shape, structure=layout.structure,
-        frobenius_norm=float(matrix.norm()),  # for diagonal P, the norm of its diagonal
+        name=name, shape=layout.shape, structure=layout.structure, frobenius_norm=norm,
         eig_min=float(eigs.min()), eig_max=float(eigs.max()), angle_deg=angle,
         nonfinite_skips=int(state.get("fop_nonfinite_skips", 0)), matrix=matrix.detach().cpu(),
+        shown=shown, eigenvalues=eigs.sort(descending=True).values.cpu(),
     )
 
 
