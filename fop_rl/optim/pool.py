@@ -82,8 +82,8 @@ class Bucket:
         if self.target is not None:
             self._through_spectral_norm(cur, eta)
         if self.hyper_normalize:  # / (||G|| ||G_prev||): the hyper-step follows their cosine
-            norms = R.square().sum((1, 2), keepdim=True)
-            norms.mul_(R_prev.square().sum((1, 2), keepdim=True)).sqrt_()
+            norms = torch.linalg.vector_norm(R, dim=(1, 2), keepdim=True)
+            norms.mul_(torch.linalg.vector_norm(R_prev, dim=(1, 2), keepdim=True))
             self.H.div_(norms.clamp_min_(torch.finfo(R.dtype).tiny))
 
     def _inner(self, cur: int) -> Tensor:
