@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 2: does FOP catch up with more steps? momentum and fop-momentum on the study's 5
+# Does FOP catch up with more steps? momentum and fop-momentum on the study's 5
 # walker seeds for 600,000 steps (twice the study), with the tuned settings, then their report.
 set -euo pipefail
 fop-rl sweep --env BipedalWalker-v3 --optimizers momentum fop-momentum --seeds 0-4 \

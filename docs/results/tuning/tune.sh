@@ -5,7 +5,7 @@
 # spaces are the packaged config's `search:` section. Run from the repository root; re-running
 # continues the studies. Copies the outputs here.
 set -euo pipefail
-# In rounds (8 trials each, then 16), so that an interrupted session leaves every optimizer
+# In rounds (8 trials each, then 16), so that an interruption leaves every optimizer
 # with the same budget so far.
 for trials in 8 16; do
   for opt in momentum adam fop-momentum; do
