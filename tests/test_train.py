@@ -289,6 +289,9 @@ def test_run_before_its_first_evaluation_evaluates_its_last_model(tmp_path: Path
     assert err.startswith("note:") and "no best model yet" in err
     code, _, err = run_cli(capsys, "evaluate", run_dir, "--model", "best")
     assert code == 2 and "no best model yet" in err and err.count("\n") == 1
+    code, out, err = run_cli(capsys, "render", run_dir, "--out", tmp_path / "short.gif",
+                             "--fps", "10", "--scale", "0.25")
+    assert code == 0 and "wrote" in out and "no best model yet" in err
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
