@@ -6,7 +6,6 @@ Bad input of any kind ends with one line ``error: ...`` on stderr and exit statu
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
@@ -226,8 +225,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fop_rl.evaluate import evaluate
 
-    if args.backend == "envpool" and importlib.util.find_spec("envpool") is None:
-        raise UsageError("--backend envpool needs envpool: pip install envpool")
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs)
     if result["note"]:
         print(f"note: {result['note']}", file=sys.stderr)

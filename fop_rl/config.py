@@ -14,7 +14,6 @@ walkers have packaged configs, any other needs a config file of its own.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import gymnasium
 import yaml
 
+from fop_rl import envpool_env
 from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
 
 BACKENDS = ("gymnasium", "envpool")
@@ -247,7 +247,7 @@ def validate(config: dict[str, Any], source: str) -> None:
                           "under optimizers")
     env_id = config["env"]["id"]
     if config["env"]["backend"] == "envpool":
-        if importlib.util.find_spec("envpool") is None:
+        if not envpool_env.installed():
             raise ConfigError(f"{source}: env.backend is envpool, but envpool is not installed "
                               "(pip install envpool)")
         import envpool

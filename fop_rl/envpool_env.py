@@ -11,6 +11,7 @@ wrapped around it by :mod:`fop_rl.envs`.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import gymnasium
@@ -23,6 +24,10 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 )
 
 INSTALL_HINT = "envpool is not installed: pip install envpool"
+
+
+def installed() -> bool:
+    return importlib.util.find_spec("envpool") is not None
 
 
 class EnvPoolVecEnv(VecEnv):

@@ -10,7 +10,7 @@ import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from fop_rl import rundir
+from fop_rl import envpool_env, rundir
 from fop_rl.envs import make_eval_env
 from fop_rl.rundir import RunError
 
@@ -82,8 +82,11 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     envpool) defaults to the one the run trained with. ``which`` as for :func:`locate`.
     """
     run = locate(run_dir, which)
-    model = load_model(run.model_path)
     backend = backend or run.config["env"]["backend"]
+    if backend == "envpool" and not envpool_env.installed():
+        raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip install "
+                       "envpool, or pass --backend gymnasium")
+    model = load_model(run.model_path)
     n_envs = min(n_envs or MAX_EVAL_ENVS, episodes)
     env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path,
                         n_envs=n_envs, backend=backend)

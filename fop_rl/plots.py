@@ -40,7 +40,6 @@ def preconditioner_heatmaps(diagnostics: Sequence[PreconditionerDiagnostics]) ->
 
 def preconditioner_summary(diagnostics: Sequence[PreconditionerDiagnostics]) -> Figure:
     """Per layer: P as a heatmap, the histogram of its entries, its sorted eigenvalues."""
-
     shown = _matrices(diagnostics)
     fig, axes = plt.subplots(len(shown), 3, figsize=(10, 2.8 * len(shown)), squeeze=False)
     for (ax_map, ax_hist, ax_eig), d in zip(axes, shown, strict=True):

@@ -110,7 +110,6 @@ def read_evaluations(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class RunningTrial:
     trial: Any  # optuna.Trial
-    params: dict[str, Any]
     jobs: list[Job]
     reported: int = 0  # evaluation points reported to the pruner
     curve: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -144,7 +143,7 @@ class Tuner:
                 orphans.append(t.number)
         return orphans
 
-    def start(self) -> RunningTrial:
+    def start(self) -> None:
         trial = self.study.ask()
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
@@ -156,9 +155,7 @@ class Tuner:
             job = Job("", seed, run_dir, log, self.train_argv(seed, run_dir, params), 0)
             self.backend.start(job)
             jobs.append(job)
-        running = RunningTrial(trial, params, jobs)
-        self.running.append(running)
-        return running
+        self.running.append(RunningTrial(trial, jobs))
 
     def run(self, trials: int, on_end: Callable[[Any, str, str], None] | None = None,
             poll_s: float = 1.0) -> bool:
@@ -167,8 +164,11 @@ class Tuner:
         running trials (FAIL, reason "interrupted") and re-raises."""
         per_trial, failures = len(self.seeds), 0
         try:
-            while self.running or (self.finished() < trials and failures < trials):
-                while (self.finished() + len(self.running) < trials and failures < trials
+            while True:
+                finished = self.finished()  # one read of the storage per round
+                if not self.running and (finished >= trials or failures >= trials):
+                    break
+                while (finished + len(self.running) < trials and failures < trials
                        and (len(self.running) + 1) * per_trial <= max(self.backend.slots,
                                                                       per_trial)):
                     self.start()
@@ -184,7 +184,7 @@ class Tuner:
             for running in self.running:
                 self.end(running, "FAIL", "interrupted")
             raise
-        return self.finished() >= trials
+        return finished >= trials
 
     def poll(self, running: RunningTrial) -> tuple[str, str] | None:
         """Report new evaluation points, prune or finish: (state, detail) when it ended."""

@@ -138,8 +138,8 @@ def test_backends_give_the_same_returns_to_the_same_policy(trained_run: Path, ca
     assert np.mean(lengths["envpool"]) == pytest.approx(np.mean(lengths["gymnasium"]), rel=0.05)
 
 
-def test_unknown_backend_and_missing_envpool_are_one_line_errors(tmp_path, capsys,
-                                                                  monkeypatch):
+def test_unknown_backend_and_missing_envpool_are_one_line_errors(trained_run: Path, tmp_path,
+                                                                  capsys, monkeypatch):
     code, _, err = run_cli(capsys, "train", "--set", "env.backend=mujoco", "--run-dir",
                            tmp_path / "x")
     assert code == 2 and err.count("\n") == 1 and "env.backend must be one of" in err
@@ -148,3 +148,6 @@ def test_unknown_backend_and_missing_envpool_are_one_line_errors(tmp_path, capsy
                            tmp_path / "x")
     assert code == 2 and err.count("\n") == 1 and "pip install envpool" in err
     assert not (tmp_path / "x").exists()
+    # a run trained on envpool, evaluated where envpool is missing
+    code, _, err = run_cli(capsys, "evaluate", trained_run, "--episodes", "1")
+    assert code == 2 and err.count("\n") == 1 and "pip install envpool" in err

@@ -255,14 +255,19 @@ def test_preconditioner_stays_psd_and_diagnostics_describe_it():
     assert [d.name for d in by_mapping] == ["x0", "x1", "x2", "x3"]
 
 
+def fit_to_zero(net: torch.nn.Linear, opt: torch.optim.Optimizer, steps: int = 10) -> None:
+    """Drive a Linear layer's outputs on random inputs towards zero."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        opt.zero_grad()
+        net(torch.randn(16, net.in_features, generator=gen)).square().mean().backward()
+        opt.step()
+
+
 def test_lowrank_diagnostics_match_dense_eigenvalues():
     net = torch.nn.Linear(40, 2)
     opt = FOP(net.parameters(), lr=0.05, hyper_lr=0.05, max_full_dim=16, rank=3)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(10):
-        opt.zero_grad()
-        net(torch.randn(16, 40, generator=gen)).square().mean().backward()
-        opt.step()
+    fit_to_zero(net, opt)
     weight = opt.diagnostics()[0]
     assert weight.structure == "lowrank" and weight.matrix.shape == (40, 40)
     eigs = torch.linalg.eigvalsh(weight.matrix)
@@ -277,11 +282,7 @@ def test_wide_lowrank_diagnostics_describe_p_from_its_factor():
     net = torch.nn.Linear(20, 20, bias=False)
     opt = FOP(net.parameters(), lr=0.05, hyper_lr=0.05, side="flat", rank=3, target_norm=3.0,
               norm_delay=2.0)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(10):
-        opt.zero_grad()
-        net(torch.randn(16, 20, generator=gen)).square().mean().backward()
-        opt.step()
+    fit_to_zero(net, opt)
     d = opt.diagnostics()[0]
     assert d.shown.startswith("factor") and d.matrix.shape == (400, 3)
     c = d.eigenvalues[-1]  # the eigenvalue of the directions U leaves alone

@@ -18,7 +18,7 @@ from fop_rl.optim.structures import (
     Layout,
     layout_of,
     numel_target,
-    schedule,
+    spectral_scale,
     trace,
 )
 
@@ -348,14 +348,11 @@ def _describe(name: str, layout: Layout, group: Mapping[str, Any],
               state: Mapping[str, Any]) -> PreconditionerDiagnostics:
     normalize, M = group["normalize"], state["fop_M"]
     c = float(numel_target(layout) / trace(layout, M[None])) if normalize else 1.0
-    if group["target_norm"] is not None:  # c = delta + (1 - delta) p_inf / lambda, as applied
-        if layout.stores_transpose:
-            lam = float((M.T @ state["fop_power_v"]).square().sum())
-            lam += 1.0 if layout.structure == "lowrank" else 0.0
-        else:
-            lam = float(M.square().reshape(()))
-        delta = schedule(state["fop_hyper_step"], group["norm_delay"])
-        c = delta + (1 - delta) * group["target_norm"] / lam
+    if group["target_norm"] is not None:  # the c the step applies
+        _, scale, _ = spectral_scale(layout, M[None], state["fop_power_v"][None],
+                                     state["fop_hyper_step"], group["target_norm"],
+                                     group["norm_delay"])
+        c = float(scale)
     g = state.get("fop_prev_grad")  # rows G^T; P is symmetric, so P G is G^T P as rows
     shown = "P"
     if layout.structure == "full":

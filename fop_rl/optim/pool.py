@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fop_rl.optim.structures import Layout, numel_target, schedule, trace
+from fop_rl.optim.structures import Layout, numel_target, spectral_scale, trace
 
 _HYPER_BETAS = (0.9, 0.999)  # torch.optim.Adam defaults
 _HYPER_EPS = 1e-8
@@ -112,16 +112,8 @@ class Bucket:
 
     def measure(self, t: int) -> None:
         """lambda and c from the kept v and M (after a power step, or for a new pool)."""
-        delta = schedule(t, self.delay)
-        if self.layout.stores_transpose:
-            lam = torch.linalg.vector_norm(torch.bmm(self.K, self.V), dim=1, keepdim=True)
-            lam.square_()
-            if self.layout.structure == "lowrank":
-                lam.add_(1.0)
-        else:
-            lam = self.M.square()
-        self.lam, self.delta = lam, delta
-        self.c = lam.reciprocal().mul_((1 - delta) * self.target).add_(delta)
+        self.lam, self.c, self.delta = spectral_scale(self.layout, self.M, self.V, t,
+                                                      self.target, self.delay)
 
     def _through_spectral_norm(self, cur: int, eta: float) -> None:
         """The target-norm hypergradient: H, made for P, differentiated through
@@ -137,7 +129,7 @@ class Bucket:
 
     def _through_trace(self, cur: int, eta: float) -> None:
         """FOP-norm's hypergradient: H, made for P, differentiated through c = d / tr(P)."""
-        # FOP-norm, P~ = c P, c = d / tr(P): dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
+        # dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
         lay, M, structure = self.layout, self.M, self.layout.structure
         inner = self._inner(cur)
         tr = trace(lay, M)

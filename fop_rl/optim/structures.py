@@ -104,3 +104,18 @@ def schedule(t: int, delay: float) -> float:
     """delta(t) = 1 / (1 + t / tau)^2 of the target-norm schedule gamma(t) = delta ||P||_2 +
     (1 - delta) p_inf: 1 at the start, then the target takes over."""
     return 1.0 / (1.0 + t / delay) ** 2
+
+
+def spectral_scale(layout: Layout, M: Tensor, V: Tensor, t: int, target: float,
+                   delay: float) -> tuple[Tensor, Tensor, float]:
+    """The target-norm rescaling of stacked P's: lambda = v^T P v with the kept vectors v
+    (B, d, 1) (m^2 for scalar P), c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda,
+    both (B, 1, 1), and delta(t)."""
+    delta = schedule(t, delay)
+    if layout.stores_transpose:
+        lam = torch.linalg.vector_norm(torch.bmm(M.mT, V), dim=1, keepdim=True).square_()
+        if layout.structure == "lowrank":
+            lam.add_(1.0)
+    else:
+        lam = M.square()
+    return lam, lam.reciprocal().mul_((1 - delta) * target).add_(delta), delta
