@@ -5,6 +5,14 @@
 # spaces are the packaged config's `search:` section. Run from the repository root; re-running
 # continues the studies. Copies the outputs here.
 set -euo pipefail
+# the studies so far travel in docs/results/tuning/<optimizer>/study.journal: a fresh machine
+# continues from them
+for opt in momentum adam fop-momentum; do
+  study=runs/tuning/tune/BipedalWalker-v3/$opt
+  if [ ! -f "$study/study.journal" ] && [ -f "docs/results/tuning/$opt/study.journal" ]; then
+    mkdir -p "$study" && cp "docs/results/tuning/$opt/study.journal" "$study/"
+  fi
+done
 # In rounds (8 trials each, then 16), so that an interruption leaves every optimizer
 # with the same budget so far.
 for trials in 8 16; do
@@ -16,7 +24,7 @@ for trials in 8 16; do
 done
 for opt in momentum adam fop-momentum; do
   mkdir -p "docs/results/tuning/$opt"
-  for f in best.yaml trials.csv history.png importance.png; do
+  for f in best.yaml trials.csv history.png importance.png study.journal; do
     cp "runs/tuning/tune/BipedalWalker-v3/$opt/$f" "docs/results/tuning/$opt/"
   done
 done
