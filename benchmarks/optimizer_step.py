@@ -27,6 +27,7 @@ OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer
     "fop-cap": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, max_eigenvalue=10.0),
     "fop-hnorm": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, hyper_normalize=True),
     "fop-gamma": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, target_norm=4.0),
+    "fop-kron": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, side="both"),
     "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
     "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
 }

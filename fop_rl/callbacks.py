@@ -42,7 +42,7 @@ class FOPDiagnostics(BaseCallback):
         diagnostics = optimizer.diagnostics(self.names)
         if not diagnostics:  # before the first update
             return
-        for d in diagnostics:
+        for d in (panel for entry in diagnostics for panel in entry.panels()):
             self.logger.record(f"fop/{d.name}/p_norm", d.frobenius_norm)
             self.logger.record(f"fop/{d.name}/eig_min", d.eig_min)
             self.logger.record(f"fop/{d.name}/eig_max", d.eig_max)

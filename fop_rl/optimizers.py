@@ -33,6 +33,10 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[s
     # hypergradients divided by the sizes of the two gradients: the hyper-step follows their cosine
     "fop-hnorm-momentum": (FOP, {"structure": "full", "hyper_normalize": True},
                            ("momentum", *_FOP)),
+    # Kronecker FOP: Linear weights preconditioned on both sides, P_out G P_in
+    "fop-kron-momentum": (FOP, {"structure": "full", "side": "both"},
+                          ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim",
+                           "max_eigenvalue")),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),

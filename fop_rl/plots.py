@@ -15,7 +15,8 @@ from fop_rl.optim import PreconditionerDiagnostics
 
 
 def _matrices(diagnostics: Sequence[PreconditionerDiagnostics]) -> list[PreconditionerDiagnostics]:
-    return [d for d in diagnostics if d.matrix.dim() == 2]
+    """What to draw: every matrix (both factors of Kronecker FOP), not 1-D diagonals."""
+    return [panel for d in diagnostics for panel in d.panels() if panel.matrix.dim() == 2]
 
 
 def preconditioner_heatmaps(diagnostics: Sequence[PreconditionerDiagnostics]) -> Figure:

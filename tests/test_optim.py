@@ -181,7 +181,8 @@ SGD_OPTIONS = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
      ({"structure": "diagonal", "base": "adam"}, lambda ps: torch.optim.Adam(ps, lr=0.05)),
      ({"side": "flat"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
      ({"max_eigenvalue": 2.0, "hyper_normalize": True},
-      lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True))],
+      lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
+     ({"side": "both"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True))],
 )
 def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
     """With M fixed at I, FOP is its base optimizer, bit for bit (an SGD base runs the kernel of
@@ -201,7 +202,8 @@ def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
                                      {"hyper_optimizer": "sgd", "normalize": True},
                                      {"side": "flat", "max_full_dim": 8},
                                      {"max_eigenvalue": 1.5, "hyper_normalize": True},
-                                     {"target_norm": 2.0, "norm_delay": 4.0, "rank": 2}])
+                                     {"target_norm": 2.0, "norm_delay": 4.0, "rank": 2},
+                                     {"side": "both", "max_full_dim": 7, "max_eigenvalue": 3.0}])
 def test_state_dict_round_trip_reproduces_trajectory(options):
     straight = make_mlp()
     opt = FOP(straight.parameters(), lr=0.05, hyper_lr=1e-2, **options)
@@ -340,7 +342,10 @@ def test_float32_and_unsupported_shapes():
      ({"max_eigenvalue": 4.0, "normalize": True}, "max_eigenvalue"),
      ({"target_norm": 0.0}, "target_norm"), ({"target_norm": 2.0, "norm_delay": 0}, "norm_delay"),
      ({"target_norm": 2.0, "normalize": True}, "target_norm"),
-     ({"target_norm": 2.0, "structure": "diagonal"}, "target_norm")],
+     ({"target_norm": 2.0, "structure": "diagonal"}, "target_norm"),
+     ({"side": "both", "structure": "scalar"}, "structure"),
+     ({"side": "both", "normalize": True}, "normalize"),
+     ({"side": "both", "target_norm": 2.0}, "target_norm")],
 )
 def test_invalid_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=rf"invalid {name}:"):
@@ -423,7 +428,8 @@ def correlated_steps(opt: FOP, p: torch.nn.Parameter, steps: int) -> list[float]
 
 
 @pytest.mark.parametrize(("structure", "extra"), [("full", {}), ("lowrank", {"rank": 2}),
-                                                  ("scalar", {}), ("diagonal", {})])
+                                                  ("scalar", {}), ("diagonal", {}),
+                                                  ("full", {"side": "both", "max_full_dim": 5})])
 def test_eigenvalue_cap_holds_under_correlated_gradients(structure, extra):
     kappa = 3.0
     free_p = torch.nn.Parameter(torch.zeros(4, 6))
@@ -530,3 +536,81 @@ def test_target_norm_of_the_identity_with_zero_hyper_lr_is_the_base_optimizer():
     train(b, torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.9), 20)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-12, atol=1e-14)
+
+
+def kronecker_factor(M: torch.Tensor, lowrank: bool) -> torch.Tensor:
+    return M @ M.T + (torch.eye(M.shape[0]) if lowrank else 0)
+
+
+@pytest.mark.parametrize("extra", [{}, {"max_full_dim": 5}, {"rank": 2},
+                                   {"structure": "lowrank", "rank": 3, "hyper_normalize": True}])
+def test_kronecker_hypergradients_are_autograd_derivatives(extra):
+    """side="both": theta_1 = theta_0 - eta P_out(A) G_0 P_in(B) for a Linear weight G (out x in);
+    step 2 moves B (fop_M) and A (fop_M_out) by autograd's derivatives of J(theta_1), then steps
+    with D = P_out G_1 P_in from the new factors."""
+    torch.manual_seed(2)
+    shape, eta1, eta2, h = (4, 6), 0.03, 0.05, 0.4
+    theta0 = torch.randn(shape) * 0.5
+    p = torch.nn.Parameter(theta0.clone())
+    opt = FOP([p], lr=eta1, momentum=0.0, hyper_lr=h, hyper_optimizer="sgd", side="both",
+              **{"structure": "full", **extra})
+    g0 = grad_at(p)
+    p.grad = g0.clone()
+    opt.step()
+    state = opt.state[p]
+    lowrank_in = extra.get("structure") == "lowrank" or "rank" in extra or "max_full_dim" in extra
+    lowrank_out = extra.get("structure") == "lowrank" or "rank" in extra
+    assert state["fop_M"].shape[0] == 6 and state["fop_M_out"].shape[0] == 4
+
+    def step_of(B: torch.Tensor, A: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        return kronecker_factor(A, lowrank_out) @ G @ kronecker_factor(B, lowrank_in)
+
+    B = torch.randn_like(state["fop_M"]) * 0.5 + (0 if lowrank_in else torch.eye(6))
+    A = torch.randn_like(state["fop_M_out"]) * 0.5 + (0 if lowrank_out else torch.eye(4))
+    state["fop_M"].copy_(B)
+    state["fop_M_out"].copy_(A)
+    with torch.no_grad():
+        p.copy_(theta0 - eta1 * step_of(B, A, g0))
+    Bv, Av = B.clone().requires_grad_(True), A.clone().requires_grad_(True)
+    HB, HA = torch.autograd.grad(loss_fn(theta0 - eta1 * step_of(Bv, Av, g0)), (Bv, Av))
+
+    theta1 = p.detach().clone()
+    g1 = grad_at(p)
+    if extra.get("hyper_normalize"):
+        HB, HA = HB / (g1.norm() * g0.norm()), HA / (g1.norm() * g0.norm())
+    p.grad = g1.clone()
+    opt.param_groups[0]["lr"] = eta2
+    opt.step()
+    torch.testing.assert_close(state["fop_M"], B - h * HB, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(state["fop_M_out"], A - h * HA, rtol=1e-10, atol=1e-12)
+    D = step_of(B - h * HB, A - h * HA, g1)
+    torch.testing.assert_close(p.detach(), theta1 - eta2 * D, rtol=1e-10, atol=1e-12)
+
+
+def test_kronecker_diagnostics_describe_the_kronecker_product():
+    """P = P_out (x) P_in acting on the flattened weight: its eigenvalues, norm and angle are the
+    dense Kronecker product's; the factors are shown as matrices, biases as with side='input'."""
+    net = torch.nn.Linear(6, 4)
+    opt = FOP(net.parameters(), lr=0.05, hyper_lr=0.05, side="both", max_full_dim=5)
+    fit_to_zero(net, opt, steps=20)
+    weight, bias = opt.diagnostics()
+    assert bias.output is None and bias.panels() == [bias] and bias.matrix.shape == (4, 4)
+    assert weight.structure == "lowrank" and weight.output.structure == "full"
+    assert weight.panels() == [weight, weight.output]
+    P_in, P_out = weight.matrix, weight.output.matrix
+    assert P_in.shape == (6, 6) and P_out.shape == (4, 4)
+    state = opt.state[net.weight]
+    torch.testing.assert_close(P_in, kronecker_factor(state["fop_M"], True))
+    torch.testing.assert_close(P_out, kronecker_factor(state["fop_M_out"], False))
+    P = torch.kron(P_out, P_in)  # on the row-major flattened weight
+    eigs = torch.linalg.eigvalsh(P)
+    assert math.isclose(weight.eig_max, float(eigs.max()), rel_tol=1e-9)
+    assert math.isclose(weight.eig_min, float(eigs.min()), rel_tol=1e-9)
+    assert math.isclose(weight.frobenius_norm, float(P.norm()), rel_tol=1e-9)
+    assert math.isclose(weight.output.eig_max, float(torch.linalg.eigvalsh(P_out).max()),
+                        rel_tol=1e-9)
+    g = state["fop_prev_grad"].reshape(-1)
+    pg = P @ g
+    cos = float(g @ pg / (g.norm() * pg.norm()))
+    assert math.isclose(weight.angle_deg, math.degrees(math.acos(min(1.0, cos))), rel_tol=1e-9)
+    assert weight.angle_deg > 0.1  # it learned

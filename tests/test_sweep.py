@@ -14,7 +14,7 @@ import pytest
 from fop_rl import rundir
 from fop_rl.config import ConfigError
 from fop_rl.sweep import parse_seeds
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, tiny_args
 
 ENV = "BipedalWalker-v3"
 
@@ -129,6 +129,19 @@ def test_inspect_draws_and_prints_the_preconditioners(trained_run: Path, tmp_pat
     assert code == 0, err
     assert "mlp_extractor.policy_net.0.weight" in stdout and "cond" in stdout
     assert out.stat().st_size > 10_000
+
+
+def test_inspect_shows_both_factors_of_kronecker_fop(tmp_path: Path, capsys):
+    run_dir = tmp_path / "kron"
+    code, _, err = run_cli(capsys, "train", "--optimizer", "fop-kron-momentum", "--timesteps",
+                           "512", "--run-dir", run_dir, *tiny_args())
+    assert code == 0, err
+    code, stdout, err = run_cli(capsys, "inspect", run_dir, "--model", "last")
+    assert code == 0, err
+    for layer in ("mlp_extractor.policy_net.0.weight", "mlp_extractor.policy_net.0.weight.P_out",
+                  "action_net.weight.P_out"):
+        assert f"\n{layer} " in stdout, layer
+    assert (run_dir / "preconditioners.png").stat().st_size > 10_000
 
 
 def test_inspect_without_preconditioner_is_an_error(tmp_path: Path, capsys):

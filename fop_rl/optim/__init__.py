@@ -14,6 +14,15 @@ Matrix view
     its whole flattened vector, :math:`(\mathrm{numel}, 1)`, so P couples all its entries;
     ``full`` becomes ``lowrank`` above ``max_full_dim`` as for any tensor (a 64 x 64 weight has
     d = 4096).
+    ``side="both"`` (Kronecker FOP, beyond the paper: the structure of K-FAC and Shampoo, learned
+    here from first-order information only): a Linear weight's gradient :math:`G` (out x in) is
+    preconditioned on both sides, :math:`D = P_{out} G P_{in}` with :math:`P_{out} = A A^\top`
+    and :math:`P_{in} = B B^\top` (each ``lowrank``, :math:`I + U U^\top`, where its side
+    exceeds ``max_full_dim``), that is :math:`P = P_{out} \otimes P_{in}` on the flattened
+    weight. Each factor learns by its exact hypergradient (the product rule):
+    :math:`H_A = -\eta (G_t P_{in} G_{t-1}^\top + G_{t-1} P_{in} G_t^\top) A`,
+    :math:`H_B = -\eta (G_{t-1}^\top P_{out} G_t + G_t^\top P_{out} G_{t-1}) B` (for
+    :math:`I + U U^\top`, the same with :math:`U`). Other tensors as with ``side="input"``.
 
 Update, at each ``step()`` with the group's learning rate :math:`\eta_t` and the raw gradient
 :math:`G_{t-1}` stored by the previous step (made with learning rate :math:`\eta_{t-1}`):
@@ -64,7 +73,8 @@ keeps stretching P along their common direction):
   :math:`b = \|M\|_1 \|M\|_\infty \ge \|M\|_2^2 = \lambda_{\max}(P)`, a low-rank
   :math:`U` by :math:`\min(1, \sqrt{(\kappa - 1) / b})`. So :math:`\lambda_{\max}(P) \le
   \kappa` holds exactly at every step (where the bound is loose, P stops a little short of
-  the cap). A projection, not part of the hypergradient.
+  the cap). A projection, not part of the hypergradient. Kronecker FOP caps each factor at
+  :math:`\sqrt\kappa`: :math:`\lambda_{\max}(P_{out} \otimes P_{in})` is their product.
 * ``target_norm`` :math:`p_\infty` with ``norm_delay`` :math:`\tau` (the paper's convergence
   section): the step uses :math:`\tilde P = c P` with :math:`c = \gamma(t) / \lambda`,
   :math:`\gamma(t) = \delta(t) \lambda + (1 - \delta(t)) p_\infty`, :math:`\delta(t) = 1 /

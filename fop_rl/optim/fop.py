@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from fop_rl.optim.pool import Bucket, Pool
+from fop_rl.optim.pool import Bucket, KroneckerBucket, Pool
 from fop_rl.optim.structures import (
     SIDES,
     STRUCTURES,
@@ -39,7 +39,8 @@ class FOP(torch.optim.Optimizer):
         hyper_optimizer: ``"adam"`` (torch's defaults otherwise) or ``"sgd"``.
         structure: ``"full"``, ``"lowrank"``, ``"scalar"`` (S-HD) or ``"diagonal"`` (PP-HD).
         side: ``"input"`` or ``"output"``: which side of Linear weights is preconditioned;
-            ``"flat"``: each tensor's whole flattened vector.
+            ``"both"``: both, by Kronecker factors (``full`` or ``lowrank`` only; not with
+            ``normalize`` or ``target_norm``); ``"flat"``: each tensor's whole flattened vector.
         rank: rank of ``lowrank``; given with ``structure="full"``, asks for low rank everywhere.
         max_full_dim: ``full`` tensors with a larger :math:`d` use ``lowrank`` instead.
         normalize: FOP-norm: rescale :math:`P` to trace :math:`d`.
@@ -105,6 +106,11 @@ class FOP(torch.optim.Optimizer):
                                        and structure != "diagonal"), "target_norm",
                "does not apply with normalize, max_eigenvalue or structure='diagonal' (each "
                "sets P's scale its own way)")
+        if side == "both":  # Kronecker FOP: two factors, each a full or low-rank M
+            _check(structure in ("full", "lowrank"), "structure",
+                   f"side='both' learns full or low-rank factors, got {structure!r}")
+            _check(not normalize, "normalize", "does not apply with side='both'")
+            _check(target_norm is None, "target_norm", "does not apply with side='both'")
         if isinstance(base, str):
             _check(base in BASES, "base", f"must be one of {tuple(BASES)} or a torch optimizer "
                    f"class, got {base!r}")
@@ -159,17 +165,16 @@ class FOP(torch.optim.Optimizer):
 
     def _init_state(self, p: Tensor, layout: Layout, index: int,
                     group: Mapping[str, Any]) -> None:
-        M = layout.init_param(p, seed=index)
-        self.state[p].update(
-            fop_M=M,
-            fop_hyper_exp_avg=torch.zeros_like(M),
-            fop_hyper_exp_avg_sq=torch.zeros_like(M),
-            fop_hyper_step=0,
-            fop_nonfinite_skips=0,
-        )
+        state = self.state[p]
+        state.update(fop_hyper_step=0, fop_nonfinite_skips=0)
+        for i, (suffix, factor) in enumerate(layout.factors()):
+            M = factor.init_param(p, seed=index + (i << 32))  # the two factors' draws differ
+            state["fop_M" + suffix] = M
+            state["fop_hyper_exp_avg" + suffix] = torch.zeros_like(M)
+            state["fop_hyper_exp_avg_sq" + suffix] = torch.zeros_like(M)
         if group["target_norm"] is not None:  # the power iteration's start: any unit vector
-            d = M.shape[0]
-            self.state[p]["fop_power_v"] = M.new_full((d, 1), 1.0 / math.sqrt(d))
+            d = state["fop_M"].shape[0]
+            state["fop_power_v"] = state["fop_M"].new_full((d, 1), 1.0 / math.sqrt(d))
 
     def _fuses_base(self, group: Mapping[str, Any]) -> bool:
         """Whether the pools of ``group`` step the base themselves: torch SGD, not
@@ -208,8 +213,9 @@ class FOP(torch.optim.Optimizer):
                 # A pool steps together: same group, dtype, device, hyper-step count, and
                 # whether a previous gradient exists (none: no hypergradient yet).
                 pool = (gi, p.dtype, p.device, "fop_prev_grad" in state, state["fop_hyper_step"])
-                shape = (layout.structure, layout.n, layout.d, layout.rank)
-                bucket = buckets.setdefault((pool, shape), Bucket([], []))
+                shape = (layout.structure, layout.n, layout.d, layout.rank, layout.outer)
+                kind = Bucket if layout.outer is None else KroneckerBucket
+                bucket = buckets.setdefault((pool, shape), kind([], []))
                 bucket.params.append(p)
                 bucket.layouts.append(layout)
         pools: dict[tuple, list[Bucket]] = {}
@@ -274,14 +280,7 @@ class FOP(torch.optim.Optimizer):
         if math.isfinite(sum(float(s) for s in sums)):
             return True
         for pool, H in zip(pools, hypergrads, strict=True):
-            offset = 0  # H is laid out like the flat M: tensor after tensor
-            for p, state in zip(pool.params, pool.states, strict=True):
-                size = state["fop_M"].numel()
-                bad = not p.grad.isfinite().all()
-                if H is not None:
-                    bad = bad or not H[offset : offset + size].isfinite().all()
-                state["fop_nonfinite_skips"] += int(bad)
-                offset += size
+            pool.count_nonfinite(H)
         return False  # unpreconditioned tensors have no diagnostics to count in
 
     # --- diagnostics -------------------------------------------------------------------------
@@ -329,6 +328,11 @@ class PreconditionerDiagnostics:
     ``shown`` says which. ``eigenvalues``: P's distinct eigenvalues, largest first (a low-rank
     P's last one, c, has multiplicity d - r). ``angle_deg`` is the angle between the last raw
     gradient and its preconditioned version (paper appendix figure A.1).
+
+    Kronecker FOP (``side="both"``), P = P_out (x) P_in: ``matrix`` shows P_in, ``output``
+    (named ``<name>.P_out``) describes P_out alone (its matrix and eigenvalues), and the
+    eigenvalues, norm and angle here are P's: its eigenvalues are the products of the two
+    factors'.
     """
 
     name: str
@@ -342,6 +346,46 @@ class PreconditionerDiagnostics:
     matrix: Tensor
     shown: str
     eigenvalues: Tensor
+    output: PreconditionerDiagnostics | None = None
+
+    def panels(self) -> list[PreconditionerDiagnostics]:
+        """The matrices to draw: this one, and the output factor of Kronecker FOP."""
+        return [self] if self.output is None else [self, self.output]
+
+
+@dataclass
+class _Side:
+    """One learned P = c M M^T (or c (I + U U^T), or diagonal c m^2), described."""
+
+    matrix: Tensor
+    shown: str
+    eigs: Tensor
+    norm: float
+    apply: Callable[[Tensor], Tensor]  # rows (. x d) -> rows P
+
+
+def _side(layout: Layout, M: Tensor, c: float) -> _Side:
+    if layout.structure == "full":
+        matrix = c * (M @ M.T)
+        return _Side(matrix, "P", torch.linalg.eigvalsh(matrix.double()), float(matrix.norm()),
+                     lambda rows: rows @ matrix)
+    if layout.structure == "lowrank":
+        gram = (M.T @ M).double()
+        # eig(I + U U^T) = 1 + eig(U^T U), and 1 on the rest of the space
+        eigs = c * (1 + torch.linalg.eigvalsh(gram))
+        if layout.rank < layout.d:
+            eigs = torch.cat([eigs, eigs.new_full((1,), c)])
+        # ||I + U U^T||_F^2 = d + 2 tr(U^T U) + ||U^T U||_F^2, without making the d x d matrix
+        norm = c * math.sqrt(layout.d + 2 * float(gram.trace()) + float(gram.square().sum()))
+        if layout.d <= MAX_DENSE:
+            matrix = c * torch.eye(layout.d, dtype=M.dtype, device=M.device).addmm_(M, M.T)
+            shown = "P"
+        else:
+            matrix, shown = math.sqrt(c) * M, "factor U of P = I + U U^T"
+        return _Side(matrix, shown, eigs, norm, lambda rows: c * (rows + (rows @ M) @ M.T))
+    diagonal = (c * M.square()).expand(layout.n, layout.d)
+    return _Side(layout.unrows(diagonal).clone(), "diagonal of P", diagonal.flatten().double(),
+                 float(diagonal.norm()), lambda rows: rows * diagonal)
 
 
 def _describe(name: str, layout: Layout, group: Mapping[str, Any],
@@ -354,40 +398,32 @@ def _describe(name: str, layout: Layout, group: Mapping[str, Any],
                                      group["norm_delay"])
         c = float(scale)
     g = state.get("fop_prev_grad")  # rows G^T; P is symmetric, so P G is G^T P as rows
-    shown = "P"
-    if layout.structure == "full":
-        matrix = c * (M @ M.T)
-        eigs = torch.linalg.eigvalsh(matrix.double())
-        norm = float(matrix.norm())
-        pg = None if g is None else g @ matrix
-    elif layout.structure == "lowrank":
-        gram = (M.T @ M).double()
-        # eig(I + U U^T) = 1 + eig(U^T U), and 1 on the rest of the space
-        eigs = c * (1 + torch.linalg.eigvalsh(gram))
-        if layout.rank < layout.d:
-            eigs = torch.cat([eigs, eigs.new_full((1,), c)])
-        # ||I + U U^T||_F^2 = d + 2 tr(U^T U) + ||U^T U||_F^2, without making the d x d matrix
-        norm = c * math.sqrt(layout.d + 2 * float(gram.trace()) + float(gram.square().sum()))
-        pg = None if g is None else c * (g + (g @ M) @ M.T)
-        if layout.d <= MAX_DENSE:
-            matrix = c * torch.eye(layout.d, dtype=M.dtype, device=M.device).addmm_(M, M.T)
-        else:
-            matrix, shown = math.sqrt(c) * M, "factor U of P = I + U U^T"
-    else:
-        diagonal = (c * M.square()).expand(layout.n, layout.d)
-        matrix, shown = layout.unrows(diagonal).clone(), "diagonal of P"
-        eigs = diagonal.flatten().double()
-        norm = float(matrix.norm())  # the norm of its diagonal
-        pg = None if g is None else g * diagonal
+    side, output = _side(layout, M, c), None
+    pg = None if g is None else side.apply(g)
+    if layout.outer is not None:  # P = P_out (x) P_in; the rows are G, P_out acts on columns
+        out = _side(layout.outer, state["fop_M_out"], 1.0)
+        pg = None if pg is None else out.apply(pg.T).T
+        output = _diagnostics(f"{name}.P_out", layout.outer,
+                              replace(out, shown=f"P_out ({out.shown} of the output side)"),
+                              float("nan"), state)
+        side = replace(side, shown=f"P_in ({side.shown} of the input side)",
+                       eigs=(out.eigs[:, None] * side.eigs[None, :]).flatten(),
+                       norm=side.norm * out.norm)  # ||A (x) B||_F = ||A||_F ||B||_F
     angle = float("nan")
     if g is not None:
         cos = float((g * pg).sum() / (g.norm() * pg.norm()))
         angle = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+    return _diagnostics(name, layout, side, angle, state, output)
+
+
+def _diagnostics(name: str, layout: Layout, side: _Side, angle: float, state: Mapping[str, Any],
+                 output: PreconditionerDiagnostics | None = None) -> PreconditionerDiagnostics:
     return PreconditionerDiagnostics(
-        name=name, shape=layout.shape, structure=layout.structure, frobenius_norm=norm,
-        eig_min=float(eigs.min()), eig_max=float(eigs.max()), angle_deg=angle,
-        nonfinite_skips=int(state.get("fop_nonfinite_skips", 0)), matrix=matrix.detach().cpu(),
-        shown=shown, eigenvalues=eigs.sort(descending=True).values.cpu(),
+        name=name, shape=layout.shape, structure=layout.structure, frobenius_norm=side.norm,
+        eig_min=float(side.eigs.min()), eig_max=float(side.eigs.max()), angle_deg=angle,
+        nonfinite_skips=int(state.get("fop_nonfinite_skips", 0)),
+        matrix=side.matrix.detach().cpu(), shown=side.shown,
+        eigenvalues=side.eigs.sort(descending=True).values.cpu(), output=output,
     )
 
 

@@ -38,18 +38,22 @@ class Bucket:
     def size(self) -> int:
         return len(self.params)
 
-    def bind(self, M: Tensor, H: Tensor, rows: list[Tensor], D: Tensor,
+    def bind(self, Ms: list[Tensor], Hs: list[Tensor], rows: list[Tensor], D: Tensor,
              group: dict[str, Any]) -> None:
-        """Take this bucket's views of the pool's buffers, and the group's variant options."""
-        self.M, self.H, self.R, self.D = M, H, rows, D
+        """Take this bucket's views of the pool's buffers (M and H: one per factor), and the
+        group's variant options."""
+        (self.M,), (self.H,), self.R, self.D = Ms, Hs, rows, D
+        self._options(group)
+        if self.layout.stores_transpose:
+            self.K, self.HT = self.M.mT, self.H.mT
+            n, k = self.layout.n, self.M.shape[2]
+            self.X = [self.M.new_empty(self.size, n, k) for _ in range(2)]
+            self.XT = [X.mT for X in self.X]
+
+    def _options(self, group: dict[str, Any]) -> None:
         self.normalize, self.hyper_normalize = group["normalize"], group["hyper_normalize"]
         self.max_eigenvalue = group["max_eigenvalue"]
         self.target, self.delay = group["target_norm"], group["norm_delay"]
-        if self.layout.stores_transpose:
-            self.K, self.HT = M.mT, H.mT
-            n, k = self.layout.n, M.shape[2]
-            self.X = [M.new_empty(self.size, n, k) for _ in range(2)]
-            self.XT = [X.mT for X in self.X]
 
     def _times_m(self, slot: int) -> Tensor:
         """X = R M for the rows in ``slot``, into that slot of X."""
@@ -81,10 +85,16 @@ class Bucket:
             self._through_trace(cur, eta)
         if self.target is not None:
             self._through_spectral_norm(cur, eta)
-        if self.hyper_normalize:  # / (||G|| ||G_prev||): the hyper-step follows their cosine
-            norms = torch.linalg.vector_norm(R, dim=(1, 2), keepdim=True)
-            norms.mul_(torch.linalg.vector_norm(R_prev, dim=(1, 2), keepdim=True))
-            self.H.div_(norms.clamp_min_(torch.finfo(R.dtype).tiny))
+        if self.hyper_normalize:
+            self.H.div_(self._norms(cur))
+
+    def _norms(self, cur: int) -> Tensor:
+        """||G|| ||G_prev|| per tensor, (B, 1, 1): hyper_normalize divides by it, so that the
+        hyper-step follows the cosine of successive gradients."""
+        R, R_prev = self.R[cur], self.R[1 - cur]
+        norms = torch.linalg.vector_norm(R, dim=(1, 2), keepdim=True)
+        norms.mul_(torch.linalg.vector_norm(R_prev, dim=(1, 2), keepdim=True))
+        return norms.clamp_min_(torch.finfo(R.dtype).tiny)
 
     def _inner(self, cur: int) -> Tensor:
         """<G, P G_prev> per tensor, (B, 1, 1), from the products the step has made."""
@@ -138,23 +148,8 @@ class Bucket:
         self.H.mul_(c).add_(grad_trace * (eta * inner * c / tr))
 
     def cap(self) -> None:
-        """Rescale M so that P's largest eigenvalue is at most ``max_eigenvalue``.
-
-        Scalar and diagonal P have eigenvalues m^2: clamped exactly. For P = M M^T (or I + U U^T)
-        the largest eigenvalue is ||M||_2^2 (or 1 + ||U||_2^2) <= ||M||_1 ||M||_inf, a bound that
-        two reductions give: M shrinks when the bound passes the cap, so the true eigenvalue
-        never does (it may stay a little below the cap where the bound is loose).
-        """
-        kappa, M = self.max_eigenvalue, self.M
-        if not self.layout.stores_transpose:
-            M.clamp_(-math.sqrt(kappa), math.sqrt(kappa))
-            return
-        absolute = M.abs()  # ||M||_1: largest column sum; ||M||_inf: largest row sum
-        bound = absolute.sum(1, keepdim=True).amax(2, keepdim=True)
-        bound.mul_(absolute.sum(2, keepdim=True).amax(1, keepdim=True))
-        room = kappa - 1.0 if self.layout.structure == "lowrank" else kappa
-        M.mul_(bound.clamp_min_(torch.finfo(M.dtype).tiny).reciprocal_().mul_(room)
-               .clamp_(max=1.0).sqrt_())
+        """Rescale M so that P's largest eigenvalue is at most ``max_eigenvalue``."""
+        cap(self.layout, self.M, self.max_eigenvalue)
 
     def precondition(self, cur: int) -> None:
         """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
@@ -170,6 +165,90 @@ class Bucket:
             self.D.mul_(numel_target(self.layout) / trace(self.layout, self.M))
         if self.target is not None:
             self.D.mul_(self.c)
+
+
+class KroneckerBucket(Bucket):
+    """Linear weights preconditioned on both sides (``side="both"``): D = P_out G P_in, with
+    P_in = B B^T (or I + B B^T) from ``M`` and P_out = A A^T (or I + A A^T) from ``A``, both
+    stored as the rows of their transposes. The rows R are G itself (out x in).
+
+    Two slots, as ``X`` in :class:`Bucket`, keep ``Y = R P_in`` and ``Z = P_out R``: the previous
+    step's are the products this step's hypergradients need.
+    """
+
+    def bind(self, Ms: list[Tensor], Hs: list[Tensor], rows: list[Tensor], D: Tensor,
+             group: dict[str, Any]) -> None:
+        (self.M, self.A), (self.H, self.HA), self.R, self.D = Ms, Hs, rows, D
+        self._options(group)
+        self.K, self.KA, self.HT, self.HAT = self.M.mT, self.A.mT, self.H.mT, self.HA.mT
+        self.Y = [torch.empty_like(rows[0]) for _ in range(2)]
+        self.Z = [torch.empty_like(rows[0]) for _ in range(2)]
+
+    def _right(self, X: Tensor, out: Tensor) -> Tensor:
+        """X P_in into ``out``."""
+        if self.layout.structure == "lowrank":
+            return torch.baddbmm(X, torch.bmm(X, self.M), self.K, out=out)
+        return torch.bmm(torch.bmm(X, self.M), self.K, out=out)
+
+    def _left(self, X: Tensor, out: Tensor) -> Tensor:
+        """P_out X into ``out``."""
+        if self.layout.outer.structure == "lowrank":
+            return torch.baddbmm(X, self.A, torch.bmm(self.KA, X), out=out)
+        return torch.bmm(self.A, torch.bmm(self.KA, X), out=out)
+
+    def refresh(self, prev: int) -> None:
+        self._right(self.R[prev], self.Y[prev])
+        self._left(self.R[prev], self.Z[prev])
+
+    def hypergradient(self, cur: int, eta: float) -> None:
+        """For theta_t = theta_{t-1} - eta P_out G_{t-1} P_in, by the product rule (S + S^T)
+        times the factor, where S = dJ/dP of that side (A or B: the same for I + A A^T):
+
+        H_A = -eta (G P_in G_{t-1}^T + G_{t-1} P_in G^T) A, from Y_prev = G_{t-1} P_in;
+        H_B = -eta (G_{t-1}^T P_out G + G^T P_out G_{t-1}) B, from Z_prev = P_out G_{t-1};
+        both made as their transposes (the stored order).
+        """
+        R, Y, Z = self.R[cur], self.Y[1 - cur], self.Z[1 - cur]
+        torch.bmm(torch.bmm(self.KA, Y), R.mT, out=self.HAT)
+        self.HAT.baddbmm_(torch.bmm(self.KA, R), Y.mT, beta=-eta, alpha=-eta)
+        torch.bmm(torch.bmm(Z, self.M).mT, R, out=self.HT)
+        self.HT.baddbmm_(torch.bmm(R, self.M).mT, Z, beta=-eta, alpha=-eta)
+        if self.hyper_normalize:
+            norms = self._norms(cur)
+            self.H.div_(norms)
+            self.HA.div_(norms)
+
+    def cap(self) -> None:
+        """lambda_max(P_out (x) P_in) = lambda_max(P_out) lambda_max(P_in): each factor is
+        capped at sqrt(kappa)."""
+        kappa = math.sqrt(self.max_eigenvalue)
+        cap(self.layout, self.M, kappa)
+        cap(self.layout.outer, self.A, kappa)
+
+    def precondition(self, cur: int) -> None:
+        """D = P_out (R P_in); Y = R P_in and Z = P_out R are kept for the next step."""
+        R = self.R[cur]
+        self._left(self._right(R, self.Y[cur]), self.D)
+        self._left(R, self.Z[cur])
+
+
+def cap(layout: Layout, M: Tensor, kappa: float) -> None:
+    """Rescale stacked M so that each P's largest eigenvalue is at most ``kappa``.
+
+    Scalar and diagonal P have eigenvalues m^2: clamped exactly. For P = M M^T (or I + U U^T)
+    the largest eigenvalue is ||M||_2^2 (or 1 + ||U||_2^2) <= ||M||_1 ||M||_inf, a bound that two
+    reductions give: M shrinks when the bound passes the cap, so the true eigenvalue never does
+    (it may stay a little below the cap where the bound is loose).
+    """
+    if not layout.stores_transpose:
+        M.clamp_(-math.sqrt(kappa), math.sqrt(kappa))
+        return
+    absolute = M.abs()  # ||M||_1: largest column sum; ||M||_inf: largest row sum
+    bound = absolute.sum(1, keepdim=True).amax(2, keepdim=True)
+    bound.mul_(absolute.sum(2, keepdim=True).amax(1, keepdim=True))
+    room = kappa - 1.0 if layout.structure == "lowrank" else kappa
+    M.mul_(bound.clamp_min_(torch.finfo(M.dtype).tiny).reciprocal_().mul_(room)
+           .clamp_(max=1.0).sqrt_())
 
 
 class Pool:
@@ -189,12 +268,15 @@ class Pool:
         self.params = [p for b in buckets for p in b.params]
         self.states = [states[p] for p in self.params]
         self.layouts = [lay for b in buckets for lay in b.layouts]
+        # M-like state in flat buffers, bucket by bucket, factor by factor, tensor by tensor:
+        # each bucket's factor is then one (B, ., .) piece
+        self.factors = [(states[p], suffix, lay) for b in buckets
+                        for suffix, lay in b.layout.factors() for p in b.params]
         self.hyper_step: int = self.states[0]["fop_hyper_step"]  # equal in a pool: in its key
         self.step_count = torch.tensor(float(self.hyper_step), device=self.params[0].device)
         self.M = self._flatten("fop_M")
         self.exp_avg = self._flatten("fop_hyper_exp_avg")
         self.exp_avg_sq = self._flatten("fop_hyper_exp_avg_sq")
-        m_shapes = [s["fop_M"].shape for s in self.states]
         row_shapes = [(lay.n, lay.d) for lay in self.layouts]
         numel, h = sum(lay.n * lay.d for lay in self.layouts), self.M.numel()
         # One buffer [rows 0 | H | rows 1]: rows[cur] holds this step's gradient rows, rows[1 -
@@ -212,17 +294,16 @@ class Pool:
         self.D_params = [lay.unrows(v) for lay, v in zip(self.layouts, split(self.D, row_shapes),
                                                          strict=True)]
         self.transposed = any(lay.transpose for lay in self.layouts)
-        for b, M, H, R0, R1, D in zip(buckets, self._by_bucket(self.M, m_shapes, like_m=True),
-                                      self._by_bucket(self.H, m_shapes, like_m=True),
-                                      self._by_bucket(self.rows[0], row_shapes),
-                                      self._by_bucket(self.rows[1], row_shapes),
-                                      self._by_bucket(self.D, row_shapes), strict=True):
-            b.bind(M, H, [R0, R1], D, group)
-        if group["target_norm"] is not None:
+        for b, Ms, Hs, R0, R1, D in zip(buckets, self._factor_views(self.M, "fop_M"),
+                                        self._factor_views(self.H, "fop_M"),
+                                        self._row_views(self.rows[0]),
+                                        self._row_views(self.rows[1]),
+                                        self._row_views(self.D), strict=True):
+            b.bind(Ms, Hs, [R0, R1], D, group)
+        if group["target_norm"] is not None:  # one factor per tensor (checked by FOP)
             self.power = self._flatten("fop_power_v")
-            v_shapes = [s["fop_power_v"].shape for s in self.states]
-            for b, V in zip(buckets, self._by_bucket(self.power, v_shapes, like_m=True),
-                            strict=True):
+            for b, (V,) in zip(buckets, self._factor_views(self.power, "fop_power_v"),
+                               strict=True):
                 b.bind_power(V)
         self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
         if self.started:
@@ -238,27 +319,49 @@ class Pool:
             self.velocity = [s["base"]["momentum_buffer"] for s in self.states]
 
     def _flatten(self, key: str) -> Tensor:
-        """One flat buffer for ``state[key]`` (shaped like M) of every tensor, which becomes
-        views of it."""
-        flat = torch.cat([lay.flat_m(s[key]) for s, lay in zip(self.states, self.layouts,
-                                                                strict=True)])
-        pieces = flat.split([s[key].numel() for s in self.states])
-        for s, lay, piece in zip(self.states, self.layouts, pieces, strict=True):
-            s[key] = lay.view_m(piece, s[key].shape)
+        """One flat buffer for ``state[key + suffix]`` (shaped like that factor) of every factor,
+        which become views of it."""
+        flat = torch.cat([lay.flat_m(s[key + suffix]) for s, suffix, lay in self.factors])
+        pieces = flat.split([s[key + suffix].numel() for s, suffix, _ in self.factors])
+        for (s, suffix, lay), piece in zip(self.factors, pieces, strict=True):
+            s[key + suffix] = lay.view_m(piece, s[key + suffix].shape)
         return flat
 
-    def _by_bucket(self, flat: Tensor, shapes: list, like_m: bool = False) -> list[Tensor]:
-        """Each bucket's part of a flat buffer laid out tensor after tensor, as (B, ., .)."""
-        out, offset, first = [], 0, 0
+    def _factor_views(self, flat: Tensor, key: str) -> list[list[Tensor]]:
+        """Each bucket's factors in a flat buffer laid out as ``_flatten`` does, as (B, ., .)
+        views shaped like ``state[key + suffix]``."""
+        out, offset = [], 0
+        first = 0  # index of the bucket's first tensor
         for b in self.buckets:
-            shape = shapes[first]
-            size = b.size * math.prod(shape)
-            piece = flat[offset : offset + size]
-            out.append(b.layout.view_m(piece, shape, (b.size,)) if like_m
-                       else piece.view(b.size, *shape))
-            offset += size
+            views = []
+            for suffix, lay in b.layout.factors():
+                shape = self.states[first][key + suffix].shape
+                size = b.size * math.prod(shape)
+                views.append(lay.view_m(flat[offset : offset + size], shape, (b.size,)))
+                offset += size
+            out.append(views)
             first += b.size
         return out
+
+    def _row_views(self, flat: Tensor) -> list[Tensor]:
+        """Each bucket's gradient rows (B, n, d) in a flat buffer laid out tensor after tensor."""
+        out, offset = [], 0
+        for b in self.buckets:
+            size = b.size * b.layout.n * b.layout.d
+            out.append(flat[offset : offset + size].view(b.size, b.layout.n, b.layout.d))
+            offset += size
+        return out
+
+    def count_nonfinite(self, H: Tensor | None) -> None:
+        """After a non-finite check: count, per tensor, a non-finite gradient or hypergradient."""
+        bad = {id(s): not p.grad.isfinite().all() for p, s in zip(self.params, self.states,
+                                                                   strict=True)}
+        if H is not None:
+            pieces = H.split([s["fop_M" + suffix].numel() for s, suffix, _ in self.factors])
+            for (s, _, _), piece in zip(self.factors, pieces, strict=True):
+                bad[id(s)] = bad[id(s)] or not piece.isfinite().all()
+        for s in self.states:
+            s["fop_nonfinite_skips"] += int(bad[id(s)])
 
     def _point_prev_grad(self) -> None:
         for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):

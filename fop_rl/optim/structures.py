@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 STRUCTURES = ("full", "lowrank", "scalar", "diagonal")
-SIDES = ("input", "output", "flat")
+SIDES = ("input", "output", "flat", "both")
 _DEFAULT_RANK = 8
 _LOWRANK_INIT_NORM = 0.1
 
@@ -30,6 +30,14 @@ class Layout:
     n: int
     d: int
     rank: int
+    # Kronecker FOP (side="both"), on Linear weights: the output side's factor, whose rows are
+    # the gradient's columns (n = in, d = out). This layout is then the input side's.
+    outer: Layout | None = None
+
+    def factors(self) -> list[tuple[str, Layout]]:
+        """(suffix of its state keys, layout) of each learned factor: ``fop_M`` for the only (or
+        the input side's) factor, ``fop_M_out`` for the output side's of Kronecker FOP."""
+        return [("", self)] + ([("_out", self.outer)] if self.outer is not None else [])
 
     def unrows(self, r: Tensor) -> Tensor:
         """Rows (n x d) seen in the parameter's shape."""
@@ -75,16 +83,24 @@ def layout_of(p: Tensor, group: Mapping[str, Any]) -> Layout | None:
         n, d = shape
         if group["side"] == "output":
             n, d, transpose = d, n, True
+        elif group["side"] == "both":
+            return _layout(group, shape, False, n, d, outer=_layout(group, shape, True, d, n))
     elif p.dim() == 4:
         n, d = shape[0] * shape[1], shape[2] * shape[3]
     else:
         return None
+    return _layout(group, shape, transpose, n, d)
+
+
+def _layout(group: Mapping[str, Any], shape: tuple[int, ...], transpose: bool, n: int, d: int,
+            outer: Layout | None = None) -> Layout:
+    """The group's structure for a P that is d x d: low rank where full would be too wide."""
     structure, rank = group["structure"], group["rank"]
     if structure == "full" and (rank is not None or d > group["max_full_dim"]):
         structure = "lowrank"
     if structure == "lowrank":
         rank = min(rank or _DEFAULT_RANK, d)
-    return Layout(structure, shape, transpose, n, d, rank or 0)
+    return Layout(structure, shape, transpose, n, d, rank or 0, outer)
 
 
 def numel_target(layout: Layout) -> int:
