@@ -134,6 +134,21 @@ def test_hypergradient_is_autograd_derivative(shape, structure, side, normalize,
     torch.testing.assert_close(p.grad, g1, rtol=0, atol=0)  # the caller's gradient is back
 
 
+def test_hyper_normalize_divides_by_both_gradient_norms_from_the_first_hyper_step():
+    """Untouched between steps (the pool's cached products in use): M = I - h H / (|g1| |g0|)."""
+    p = torch.nn.Parameter(torch.zeros(5))
+    eta, h = 0.1, 0.5
+    opt = FOP([p], lr=eta, momentum=0.0, hyper_lr=h, hyper_optimizer="sgd",
+              hyper_normalize=True)
+    g0, g1 = torch.arange(1.0, 6.0), torch.tensor([2.0, -1.0, 0.5, 3.0, 1.0])
+    for g in (g0, g1):
+        p.grad = g.clone()
+        opt.step()
+    H = -eta * (torch.outer(g1, g0) + torch.outer(g0, g1))
+    torch.testing.assert_close(opt.state[p]["fop_M"],
+                               torch.eye(5) - h * H / (g1.norm() * g0.norm()))
+
+
 def test_hyper_adam_matches_torch_adam_on_the_exact_hypergradient():
     torch.manual_seed(1)
     shape, eta, h = (3, 4), 0.05, 1e-2

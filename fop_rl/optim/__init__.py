@@ -107,8 +107,13 @@ state inside ``self.state[p]``; an SGD base is stepped in one call of the kernel
 ``torch.optim.SGD(fused=True)`` (bit for bit its update), any other base sees D in ``p.grad``
 during its ``step()``.
 
+The variants' numbers per tensor (norms, eigenvalue bounds, rescalings) live in one vector per
+pool, so their arithmetic is one call for all tensors; buckets write into and read from (B, 1, 1)
+views of it.
+
 Modules: :mod:`~fop_rl.optim.structures` (the structures of M and the gradient's rows),
-:mod:`~fop_rl.optim.pool` (the batched math of buckets and the flat buffers of a pool),
+:mod:`~fop_rl.optim.buckets` (the batched products of same-shaped tensors),
+:mod:`~fop_rl.optim.pool` (the flat buffers of a pool and the phases of its step),
 :mod:`~fop_rl.optim.fop` (the optimizer, its state and diagnostics).
 """
 

@@ -11,14 +11,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fop_rl.optim.pool import Bucket, KroneckerBucket, Pool
+from fop_rl.optim.buckets import Bucket, KroneckerBucket
+from fop_rl.optim.pool import Pool
 from fop_rl.optim.structures import (
     SIDES,
     STRUCTURES,
     Layout,
     layout_of,
     numel_target,
-    spectral_scale,
+    rayleigh,
+    schedule,
+    target_scale,
     trace,
 )
 
@@ -393,10 +396,9 @@ def _describe(name: str, layout: Layout, group: Mapping[str, Any],
     normalize, M = group["normalize"], state["fop_M"]
     c = float(numel_target(layout) / trace(layout, M[None])) if normalize else 1.0
     if group["target_norm"] is not None:  # the c the step applies
-        _, scale, _ = spectral_scale(layout, M[None], state["fop_power_v"][None],
-                                     state["fop_hyper_step"], group["target_norm"],
-                                     group["norm_delay"])
-        c = float(scale)
+        lam = rayleigh(layout, M[None], state["fop_power_v"][None])
+        delta = schedule(state["fop_hyper_step"], group["norm_delay"])
+        c = float(target_scale(lam, delta, group["target_norm"]))
     g = state.get("fop_prev_grad")  # rows G^T; P is symmetric, so P G is G^T P as rows
     side, output = _side(layout, M, c), None
     pg = None if g is None else side.apply(g)

@@ -1,254 +1,17 @@
-"""The batched machinery: buckets of same-shaped tensors and the flat buffers of a pool."""
+"""A pool: the buckets of one param group that step together, their state in flat buffers."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from fop_rl.optim.structures import Layout, numel_target, spectral_scale, trace
+from fop_rl.optim.buckets import Bucket
+from fop_rl.optim.structures import schedule, target_scale
 
 _HYPER_BETAS = (0.9, 0.999)  # torch.optim.Adam defaults
 _HYPER_EPS = 1e-8
-
-
-class Bucket:
-    """Tensors of one pool with the same structure, n, d and rank: their math, batched.
-
-    Every tensor here is a (B, ., .) view made once, when the pool is built, into buffers that
-    persist across steps (a step then spends its time in the products, not in making views):
-    ``M`` (d x k, stored as the rows of its transpose ``K``), the hypergradient ``H`` (stored as
-    ``HT``), the preconditioned rows ``D``, and two slots, indexed by the pool's ``cur``, of the
-    raw gradient rows ``R`` and of ``X = R M``: this step's and the previous step's, swapping
-    roles every step. The previous step's ``X`` is exactly the ``R_prev M`` that this step's
-    hypergradient needs, so it is kept rather than recomputed.
-    """
-
-    def __init__(self, params: list[Tensor], layouts: list[Layout]):
-        self.params, self.layouts = params, layouts
-
-    @property
-    def layout(self) -> Layout:
-        """The math reads structure, n, d and rank: the same for every tensor here."""
-        return self.layouts[0]
-
-    @property
-    def size(self) -> int:
-        return len(self.params)
-
-    def bind(self, Ms: list[Tensor], Hs: list[Tensor], rows: list[Tensor], D: Tensor,
-             group: dict[str, Any]) -> None:
-        """Take this bucket's views of the pool's buffers (M and H: one per factor), and the
-        group's variant options."""
-        (self.M,), (self.H,), self.R, self.D = Ms, Hs, rows, D
-        self._options(group)
-        if self.layout.stores_transpose:
-            self.K, self.HT = self.M.mT, self.H.mT
-            n, k = self.layout.n, self.M.shape[2]
-            self.X = [self.M.new_empty(self.size, n, k) for _ in range(2)]
-            self.XT = [X.mT for X in self.X]
-
-    def _options(self, group: dict[str, Any]) -> None:
-        self.normalize, self.hyper_normalize = group["normalize"], group["hyper_normalize"]
-        self.max_eigenvalue = group["max_eigenvalue"]
-        self.target, self.delay = group["target_norm"], group["norm_delay"]
-
-    def _times_m(self, slot: int) -> Tensor:
-        """X = R M for the rows in ``slot``, into that slot of X."""
-        return torch.bmm(self.R[slot], self.M, out=self.X[slot])
-
-    def refresh(self, prev: int) -> None:
-        """Recompute X_prev = R_prev M, after M or R_prev changed outside a step."""
-        if self.layout.stores_transpose:
-            self._times_m(prev)
-
-    def hypergradient(self, cur: int, eta: float) -> None:
-        """H = dJ(theta_t)/dM for theta_t = theta_{t-1} - eta P(M) G_{t-1}, with G = R^T.
-
-        Full and low rank: -eta (G G_{t-1}^T + G_{t-1} G^T) M = -eta (R^T X_prev + R_prev^T X)
-        with X = R M: three products of n d k flops (no d x d one), made as H^T so that they
-        read R by rows (twice as fast as by columns for a wide layer).
-        """
-        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
-        structure = self.layout.structure
-        if self.layout.stores_transpose:
-            self._times_m(cur)
-            torch.bmm(self.XT[prev], R, out=self.HT)
-            self.HT.baddbmm_(self.XT[cur], R_prev, beta=-eta, alpha=-eta)
-        elif structure == "scalar":  # M = m I: -2 eta m <G, G_prev>
-            torch.mul((R * R_prev).sum((1, 2), keepdim=True), self.M, out=self.H).mul_(-2 * eta)
-        else:  # diagonal: -2 eta m * G * G_prev
-            torch.mul(R, R_prev, out=self.H).mul_(self.M).mul_(-2 * eta)
-        if self.normalize:
-            self._through_trace(cur, eta)
-        if self.target is not None:
-            self._through_spectral_norm(cur, eta)
-        if self.hyper_normalize:
-            self.H.div_(self._norms(cur))
-
-    def _norms(self, cur: int) -> Tensor:
-        """||G|| ||G_prev|| per tensor, (B, 1, 1): hyper_normalize divides by it, so that the
-        hyper-step follows the cosine of successive gradients."""
-        R, R_prev = self.R[cur], self.R[1 - cur]
-        norms = torch.linalg.vector_norm(R, dim=(1, 2), keepdim=True)
-        norms.mul_(torch.linalg.vector_norm(R_prev, dim=(1, 2), keepdim=True))
-        return norms.clamp_min_(torch.finfo(R.dtype).tiny)
-
-    def _inner(self, cur: int) -> Tensor:
-        """<G, P G_prev> per tensor, (B, 1, 1), from the products the step has made."""
-        R, R_prev, prev = self.R[cur], self.R[1 - cur], 1 - cur
-        if self.layout.stores_transpose:  # <X, X_prev>, plus <G, G_prev> for I + U U^T
-            inner = (self.X[cur] * self.X[prev]).sum((1, 2), keepdim=True)
-            if self.layout.structure == "lowrank":
-                inner += (R * R_prev).sum((1, 2), keepdim=True)
-            return inner
-        return (R * R_prev * self.M.square()).sum((1, 2), keepdim=True)
-
-    def bind_power(self, V: Tensor) -> None:
-        """The warm-started power-iteration vectors of the target-norm schedule, (B, d, 1)."""
-        self.V = V
-
-    def power_step(self, t: int) -> None:
-        """One warm-started power iteration on M M^T (or U U^T: the same top eigenvector), then
-        lambda = v^T P v and c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda, (B, 1, 1),
-        kept until the next step's hypergradient (M and v do not change in between)."""
-        if self.layout.stores_transpose:
-            w = torch.bmm(self.M, torch.bmm(self.K, self.V))
-            norm = torch.linalg.vector_norm(w, dim=1, keepdim=True)
-            torch.div(w, norm.clamp_min_(torch.finfo(w.dtype).tiny), out=self.V)
-        self.measure(t)
-
-    def measure(self, t: int) -> None:
-        """lambda and c from the kept v and M (after a power step, or for a new pool)."""
-        self.lam, self.c, self.delta = spectral_scale(self.layout, self.M, self.V, t,
-                                                      self.target, self.delay)
-
-    def _through_spectral_norm(self, cur: int, eta: float) -> None:
-        """The target-norm hypergradient: H, made for P, differentiated through
-        c = delta + (1 - delta) p_inf / lambda(M), with dlambda/dM = 2 v v^T M (2 m for scalar)."""
-        # dJ/dlambda = eta <G, P G_prev> (1 - delta) p_inf / lambda^2
-        coef = self._inner(cur).mul_(self.lam.square().reciprocal_())
-        coef.mul_(2 * eta * (1 - self.delta) * self.target)
-        self.H.mul_(self.c)
-        if self.layout.stores_transpose:  # 2 v (v^T M) coef, as an outer product
-            self.H.addcmul_(self.V, torch.bmm(self.V.mT, self.M).mul_(coef))
-        else:
-            self.H.addcmul_(self.M, coef)
-
-    def _through_trace(self, cur: int, eta: float) -> None:
-        """FOP-norm's hypergradient: H, made for P, differentiated through c = d / tr(P)."""
-        # dJ/dM = c H + eta <G, P G_prev> (c / tr P) dtr(P)/dM
-        lay, M, structure = self.layout, self.M, self.layout.structure
-        inner = self._inner(cur)
-        tr = trace(lay, M)
-        c = numel_target(lay) / tr
-        grad_trace = 2 * M * (numel_target(lay) if structure == "scalar" else 1)
-        self.H.mul_(c).add_(grad_trace * (eta * inner * c / tr))
-
-    def cap(self) -> None:
-        """Rescale M so that P's largest eigenvalue is at most ``max_eigenvalue``."""
-        cap(self.layout, self.M, self.max_eigenvalue)
-
-    def precondition(self, cur: int) -> None:
-        """D = P G (as rows: R M M^T, R + R U U^T, or R m^2), and X = R M for the next step."""
-        R = self.R[cur]
-        structure = self.layout.structure
-        if structure == "full":
-            torch.bmm(self._times_m(cur), self.K, out=self.D)
-        elif structure == "lowrank":
-            torch.baddbmm(R, self._times_m(cur), self.K, out=self.D)
-        else:
-            torch.mul(R, self.M.square(), out=self.D)
-        if self.normalize:
-            self.D.mul_(numel_target(self.layout) / trace(self.layout, self.M))
-        if self.target is not None:
-            self.D.mul_(self.c)
-
-
-class KroneckerBucket(Bucket):
-    """Linear weights preconditioned on both sides (``side="both"``): D = P_out G P_in, with
-    P_in = B B^T (or I + B B^T) from ``M`` and P_out = A A^T (or I + A A^T) from ``A``, both
-    stored as the rows of their transposes. The rows R are G itself (out x in).
-
-    Two slots, as ``X`` in :class:`Bucket`, keep ``Y = R P_in`` and ``Z = P_out R``: the previous
-    step's are the products this step's hypergradients need.
-    """
-
-    def bind(self, Ms: list[Tensor], Hs: list[Tensor], rows: list[Tensor], D: Tensor,
-             group: dict[str, Any]) -> None:
-        (self.M, self.A), (self.H, self.HA), self.R, self.D = Ms, Hs, rows, D
-        self._options(group)
-        self.K, self.KA, self.HT, self.HAT = self.M.mT, self.A.mT, self.H.mT, self.HA.mT
-        self.Y = [torch.empty_like(rows[0]) for _ in range(2)]
-        self.Z = [torch.empty_like(rows[0]) for _ in range(2)]
-
-    def _right(self, X: Tensor, out: Tensor) -> Tensor:
-        """X P_in into ``out``."""
-        if self.layout.structure == "lowrank":
-            return torch.baddbmm(X, torch.bmm(X, self.M), self.K, out=out)
-        return torch.bmm(torch.bmm(X, self.M), self.K, out=out)
-
-    def _left(self, X: Tensor, out: Tensor) -> Tensor:
-        """P_out X into ``out``."""
-        if self.layout.outer.structure == "lowrank":
-            return torch.baddbmm(X, self.A, torch.bmm(self.KA, X), out=out)
-        return torch.bmm(self.A, torch.bmm(self.KA, X), out=out)
-
-    def refresh(self, prev: int) -> None:
-        self._right(self.R[prev], self.Y[prev])
-        self._left(self.R[prev], self.Z[prev])
-
-    def hypergradient(self, cur: int, eta: float) -> None:
-        """For theta_t = theta_{t-1} - eta P_out G_{t-1} P_in, by the product rule (S + S^T)
-        times the factor, where S = dJ/dP of that side (A or B: the same for I + A A^T):
-
-        H_A = -eta (G P_in G_{t-1}^T + G_{t-1} P_in G^T) A, from Y_prev = G_{t-1} P_in;
-        H_B = -eta (G_{t-1}^T P_out G + G^T P_out G_{t-1}) B, from Z_prev = P_out G_{t-1};
-        both made as their transposes (the stored order).
-        """
-        R, Y, Z = self.R[cur], self.Y[1 - cur], self.Z[1 - cur]
-        torch.bmm(torch.bmm(self.KA, Y), R.mT, out=self.HAT)
-        self.HAT.baddbmm_(torch.bmm(self.KA, R), Y.mT, beta=-eta, alpha=-eta)
-        torch.bmm(torch.bmm(Z, self.M).mT, R, out=self.HT)
-        self.HT.baddbmm_(torch.bmm(R, self.M).mT, Z, beta=-eta, alpha=-eta)
-        if self.hyper_normalize:
-            norms = self._norms(cur)
-            self.H.div_(norms)
-            self.HA.div_(norms)
-
-    def cap(self) -> None:
-        """lambda_max(P_out (x) P_in) = lambda_max(P_out) lambda_max(P_in): each factor is
-        capped at sqrt(kappa)."""
-        kappa = math.sqrt(self.max_eigenvalue)
-        cap(self.layout, self.M, kappa)
-        cap(self.layout.outer, self.A, kappa)
-
-    def precondition(self, cur: int) -> None:
-        """D = P_out (R P_in); Y = R P_in and Z = P_out R are kept for the next step."""
-        R = self.R[cur]
-        self._left(self._right(R, self.Y[cur]), self.D)
-        self._left(R, self.Z[cur])
-
-
-def cap(layout: Layout, M: Tensor, kappa: float) -> None:
-    """Rescale stacked M so that each P's largest eigenvalue is at most ``kappa``.
-
-    Scalar and diagonal P have eigenvalues m^2: clamped exactly. For P = M M^T (or I + U U^T)
-    the largest eigenvalue is ||M||_2^2 (or 1 + ||U||_2^2) <= ||M||_1 ||M||_inf, a bound that two
-    reductions give: M shrinks when the bound passes the cap, so the true eigenvalue never does
-    (it may stay a little below the cap where the bound is loose).
-    """
-    if not layout.stores_transpose:
-        M.clamp_(-math.sqrt(kappa), math.sqrt(kappa))
-        return
-    absolute = M.abs()  # ||M||_1: largest column sum; ||M||_inf: largest row sum
-    bound = absolute.sum(1, keepdim=True).amax(2, keepdim=True)
-    bound.mul_(absolute.sum(2, keepdim=True).amax(1, keepdim=True))
-    room = kappa - 1.0 if layout.structure == "lowrank" else kappa
-    M.mul_(bound.clamp_min_(torch.finfo(M.dtype).tiny).reciprocal_().mul_(room)
-           .clamp_(max=1.0).sqrt_())
 
 
 class Pool:
@@ -256,8 +19,10 @@ class Pool:
 
     Elementwise work (gathering gradients, the finiteness check, the hyper-optimizer, the base
     step) then costs one torch call per step whatever the number of tensors: for the small
-    layers of RL policies the count of calls, not arithmetic, is what costs. ``optimizer.state[p]``
-    holds views into the buffers, so ``state_dict()`` sees live values.
+    layers of RL policies the count of calls, not arithmetic, is what costs. So do the
+    variants' rescalings, one number per tensor (or per factor) kept in a vector for the whole
+    pool and spread over a flat buffer by ``repeat_interleave``. ``optimizer.state[p]`` holds
+    views into the buffers, so ``state_dict()`` sees live values.
 
     ``fused`` pools (base: torch SGD) step it themselves in one call of its fused kernel, with D
     as the gradient, and keep its ``momentum_buffer`` in the state as torch SGD does.
@@ -299,12 +64,13 @@ class Pool:
                                         self._row_views(self.rows[0]),
                                         self._row_views(self.rows[1]),
                                         self._row_views(self.D), strict=True):
-            b.bind(Ms, Hs, [R0, R1], D, group)
-        if group["target_norm"] is not None:  # one factor per tensor (checked by FOP)
-            self.power = self._flatten("fop_power_v")
-            for b, (V,) in zip(buckets, self._factor_views(self.power, "fop_power_v"),
-                               strict=True):
-                b.bind_power(V)
+            b.bind(Ms, Hs, [R0, R1], D, group["normalize"])
+        if group["hyper_normalize"]:
+            self._init_hyper_normalize()
+        if group["max_eigenvalue"] is not None:
+            self._init_cap(group["max_eigenvalue"])
+        if group["target_norm"] is not None:
+            self._init_target_norm()
         self.started = "fop_prev_grad" in self.states[0]  # equal in a pool: in its key
         if self.started:
             torch.cat([s["fop_prev_grad"].reshape(-1) for s in self.states], out=self.rows[1])
@@ -318,6 +84,8 @@ class Pool:
         if all("momentum_buffer" in s.get("base", {}) for s in self.states):
             self.velocity = [s["base"]["momentum_buffer"] for s in self.states]
 
+    # --- layout of the flat buffers ----------------------------------------------------------
+
     def _flatten(self, key: str) -> Tensor:
         """One flat buffer for ``state[key + suffix]`` (shaped like that factor) of every factor,
         which become views of it."""
@@ -330,8 +98,7 @@ class Pool:
     def _factor_views(self, flat: Tensor, key: str) -> list[list[Tensor]]:
         """Each bucket's factors in a flat buffer laid out as ``_flatten`` does, as (B, ., .)
         views shaped like ``state[key + suffix]``."""
-        out, offset = [], 0
-        first = 0  # index of the bucket's first tensor
+        out, offset, first = [], 0, 0  # first: index of the bucket's first tensor
         for b in self.buckets:
             views = []
             for suffix, lay in b.layout.factors():
@@ -352,6 +119,10 @@ class Pool:
             offset += size
         return out
 
+    def _point_prev_grad(self) -> None:
+        for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
+            s["fop_prev_grad"] = view
+
     def count_nonfinite(self, H: Tensor | None) -> None:
         """After a non-finite check: count, per tensor, a non-finite gradient or hypergradient."""
         bad = {id(s): not p.grad.isfinite().all() for p, s in zip(self.params, self.states,
@@ -363,9 +134,7 @@ class Pool:
         for s in self.states:
             s["fop_nonfinite_skips"] += int(bad[id(s)])
 
-    def _point_prev_grad(self) -> None:
-        for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
-            s["fop_prev_grad"] = view
+    # --- the step ----------------------------------------------------------------------------
 
     def gather(self) -> None:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
@@ -374,16 +143,24 @@ class Pool:
 
     def hypergradients(self) -> Tensor | None:
         """All buckets' hypergradients, flat like M, or None before the first previous step."""
+        if self.group["hyper_normalize"]:
+            self._grad_norms(self.cur)  # this step's: the next step's previous ones
         if not self.started:
             return None
         if not self.fresh:  # a new pool, or M or G_prev edited since the last step
             for b in self.buckets:
                 b.refresh(1 - self.cur)
-                if b.target is not None:
-                    b.measure(self.hyper_step)
+            if self.group["target_norm"] is not None:
+                self._measure()
+            if self.group["hyper_normalize"]:
+                self._grad_norms(1 - self.cur)
         eta = self.states[0]["fop_prev_lr"]
         for b in self.buckets:
             b.hypergradient(self.cur, eta)
+        if self.group["target_norm"] is not None:
+            self._through_target_norm(eta)
+        if self.group["hyper_normalize"]:
+            self._hyper_normalize()
         return self.H
 
     def learn(self, H: Tensor) -> None:
@@ -397,8 +174,7 @@ class Pool:
         else:
             self._adam(H)
         if self.group["max_eigenvalue"] is not None:
-            for b in self.buckets:
-                b.cap()
+            self._cap()
 
     def _adam(self, H: Tensor) -> None:
         hyper_lr = self.group["hyper_lr"]
@@ -411,10 +187,13 @@ class Pool:
 
     def precondition(self) -> None:
         """D = P G for every tensor, into the flat D buffer; keep R M for the next step."""
+        if self.group["target_norm"] is not None:
+            self._power_step()
         for b in self.buckets:
-            if b.target is not None:
-                b.power_step(self.hyper_step)
             b.precondition(self.cur)
+        if self.group["target_norm"] is not None:
+            for b, c in zip(self.buckets, self.c_views, strict=True):
+                b.D.mul_(c)
 
     def base_step(self) -> None:
         """torch.optim.SGD's update with D as gradient (v <- mu v + D; p <- p - lr v with its
@@ -441,6 +220,122 @@ class Pool:
         lr = self.group["lr"]
         for s in self.states:
             s["fop_prev_lr"] = lr
+
+    # --- variants: their numbers per tensor (or factor) as one vector for the whole pool ------
+
+    def _per_tensor(self) -> tuple[Tensor, list[Tensor]]:
+        """A vector with one number per tensor (ones), and each bucket's (B, 1, 1) view of it."""
+        vector = self.M.new_ones(len(self.params))
+        return vector, [v.view(-1, 1, 1) for v in vector.split([b.size for b in self.buckets])]
+
+    def _per_factor(self) -> tuple[Tensor, list[list[Tensor]]]:
+        """A vector with one number per factor, and each bucket's factors' (B, 1, 1) views."""
+        vector = self.M.new_ones(len(self.factors))
+        views, offset = [], 0
+        for b in self.buckets:
+            views.append([vector[offset + i * b.size : offset + (i + 1) * b.size].view(-1, 1, 1)
+                          for i in range(len(b.layout.factors()))])
+            offset += b.size * len(b.layout.factors())
+        return vector, views
+
+    def _init_hyper_normalize(self) -> None:
+        """||G|| per tensor for the rows in each slot: this step's is the next step's previous."""
+        self.grad_norms = [self._per_tensor() for _ in range(2)]
+
+    def _grad_norms(self, slot: int) -> None:
+        for b, norm in zip(self.buckets, self.grad_norms[slot][1], strict=True):
+            torch.linalg.vector_norm(b.R[slot], dim=(1, 2), keepdim=True, out=norm)
+
+    def _hyper_normalize(self) -> None:
+        """H / (||G|| ||G_prev||) per tensor: the hyper-step follows the cosine of successive
+        gradients, not their size."""
+        scale = self.grad_norms[0][0] * self.grad_norms[1][0]
+        scale.clamp_min_(torch.finfo(scale.dtype).tiny)
+        for b, view in zip(self.buckets, scale.split([b.size for b in self.buckets]),
+                           strict=True):
+            for H in b.Hs:
+                H.div_(view.view(-1, 1, 1))
+
+    def _init_cap(self, kappa: float) -> None:
+        """The cap's room per factor: kappa for P = M M^T, kappa - 1 for U U^T in I + U U^T;
+        each Kronecker factor gets sqrt(kappa), as lambda_max(P_out (x) P_in) is their product.
+        And views of a persistent |M| by bucket factor, for the bound."""
+        self.sqrt_kappa = math.sqrt(kappa)
+        rooms = []
+        for b in self.buckets:
+            for _, lay in b.layout.factors():
+                share = self.sqrt_kappa if b.layout.outer is not None else kappa
+                rooms += [share - 1.0 if lay.structure == "lowrank" else share] * b.size
+        self.cap_room = self.M.new_tensor(rooms)
+        self.abs_M = torch.empty_like(self.M)
+        self.abs_views = self._factor_views(self.abs_M, "fop_M")
+        self.bounds = [self._per_factor() for _ in range(2)]
+
+    def _cap(self) -> None:
+        """Rescale M so that P's largest eigenvalue is at most ``max_eigenvalue``.
+
+        Scalar and diagonal P have eigenvalues m^2: clamped exactly. For P = M M^T (or I + U U^T)
+        the largest eigenvalue is ||M||_2^2 (or 1 + ||U||_2^2) <= ||M||_1 ||M||_inf, a bound that
+        two reductions give: M shrinks when the bound passes the cap, so the true eigenvalue never
+        does (it may stay a little below the cap where the bound is loose).
+        """
+        if not self.layouts[0].stores_transpose:  # a pool's structure is its group's
+            self.M.clamp_(-self.sqrt_kappa, self.sqrt_kappa)
+            return
+        torch.abs(self.M, out=self.abs_M)
+        (cols, col_views), (rows, row_views) = self.bounds
+        for views, col_b, row_b in zip(self.abs_views, col_views, row_views, strict=True):
+            for A, col, row in zip(views, col_b, row_b, strict=True):
+                # ||M||_1: largest column sum; ||M||_inf: largest row sum
+                torch.amax(A.sum(1, keepdim=True), 2, keepdim=True, out=col)
+                torch.amax(A.sum(2, keepdim=True), 1, keepdim=True, out=row)
+        bound = cols.mul_(rows).clamp_min_(torch.finfo(cols.dtype).tiny)
+        torch.div(self.cap_room, bound, out=bound).clamp_(max=1.0).sqrt_()
+        for b, scales in zip(self.buckets, col_views, strict=True):
+            for M, scale in zip(b.Ms, scales, strict=True):
+                M.mul_(scale)
+
+    def _init_target_norm(self) -> None:
+        """The power-iteration vectors (one factor per tensor: FOP checks), flat, and the
+        per-tensor numbers of the schedule."""
+        self.power = self._flatten("fop_power_v")
+        for b, (V,) in zip(self.buckets, self._factor_views(self.power, "fop_power_v"),
+                           strict=True):
+            b.bind_power(V)
+        self.v_norm, self.v_norm_views = self._per_tensor()
+        self.lam, self.lam_views = self._per_tensor()
+        self.inner, self.inner_views = self._per_tensor()
+        self.c, self.c_views = self._per_tensor()
+
+    def _power_step(self) -> None:
+        """One warm-started power iteration on every P, then lambda and c for the new v."""
+        for b, norm in zip(self.buckets, self.v_norm_views, strict=True):
+            b.power_iterate(norm)
+        self.v_norm.clamp_min_(torch.finfo(self.v_norm.dtype).tiny)
+        for b, norm in zip(self.buckets, self.v_norm_views, strict=True):
+            b.V.div_(norm)
+        self._measure()
+
+    def _measure(self) -> None:
+        """lambda = v^T P v and c = gamma(t) / lambda from the kept v and M, kept until the next
+        step's hypergradient (M and v do not change in between)."""
+        for b, lam in zip(self.buckets, self.lam_views, strict=True):
+            b.rayleigh(lam)
+        self.delta = schedule(self.hyper_step, self.group["norm_delay"])
+        target_scale(self.lam, self.delta, self.group["target_norm"], out=self.c)
+
+    def _through_target_norm(self, eta: float) -> None:
+        """The target-norm hypergradient: H, made for P, differentiated through
+        c = delta + (1 - delta) p_inf / lambda(M), with dlambda/dM = 2 v v^T M (2 m for scalar)
+        and v held."""
+        for b, inner in zip(self.buckets, self.inner_views, strict=True):
+            b.inner(self.cur, out=inner)
+        # dJ/dlambda = eta <G, P G_prev> (1 - delta) p_inf / lambda^2; the 2 of dlambda/dM
+        self.inner.div_(self.lam.square()).mul_(
+            2 * eta * (1 - self.delta) * self.group["target_norm"])
+        for b, c, coef in zip(self.buckets, self.c_views, self.inner_views, strict=True):
+            b.H.mul_(c)
+            b.through_rayleigh(coef)
 
 
 def split(flat: Tensor, shapes: list) -> list[Tensor]:

@@ -122,16 +122,17 @@ def schedule(t: int, delay: float) -> float:
     return 1.0 / (1.0 + t / delay) ** 2
 
 
-def spectral_scale(layout: Layout, M: Tensor, V: Tensor, t: int, target: float,
-                   delay: float) -> tuple[Tensor, Tensor, float]:
-    """The target-norm rescaling of stacked P's: lambda = v^T P v with the kept vectors v
-    (B, d, 1) (m^2 for scalar P), c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda,
-    both (B, 1, 1), and delta(t)."""
-    delta = schedule(t, delay)
-    if layout.stores_transpose:
-        lam = torch.linalg.vector_norm(torch.bmm(M.mT, V), dim=1, keepdim=True).square_()
-        if layout.structure == "lowrank":
-            lam.add_(1.0)
-    else:
-        lam = M.square()
-    return lam, lam.reciprocal().mul_((1 - delta) * target).add_(delta), delta
+def rayleigh(layout: Layout, M: Tensor, V: Tensor, out: Tensor | None = None,
+             y: Tensor | None = None) -> Tensor:
+    """lambda = v^T P v for stacked P's and power-iteration vectors V (B, d, 1), as (B, 1, 1):
+    ||M^T v||^2 (plus 1 for I + U U^T), keeping M^T v in ``y``; m^2 for a scalar P."""
+    if not layout.stores_transpose:
+        return torch.square(M, out=out)
+    y = torch.bmm(M.mT, V, out=y)
+    lam = torch.linalg.vector_norm(y, dim=1, keepdim=True, out=out).square_()
+    return lam.add_(1.0) if layout.structure == "lowrank" else lam
+
+
+def target_scale(lam: Tensor, delta: float, target: float, out: Tensor | None = None) -> Tensor:
+    """The target-norm rescaling c = gamma(t) / lambda = delta + (1 - delta) p_inf / lambda."""
+    return torch.reciprocal(lam, out=out).mul_((1 - delta) * target).add_(delta)
