@@ -3,6 +3,8 @@
 Two models: (a) SB3's default PPO policy for BipedalWalker-v3 (13 tensors, 64-wide), and
 (b) an MLP with two 1024-wide hidden layers. Each repeat times every optimizer on the same
 gradients, interleaved, so machine noise hits all alike; ratios are per repeat, then medians.
+Time is the thread's CPU time (torch runs on this one thread): time spent waiting for a core
+that other jobs hold does not count, so the ratios hold on a busy machine.
 
     python benchmarks/optimizer_step.py [--repeats 7] [--steps 200]
 """
@@ -46,7 +48,7 @@ def wide_mlp() -> torch.nn.Module:
 
 
 def time_steps(model: torch.nn.Module, make: Callable, steps: int) -> float:
-    """Seconds per step(), after warm-up steps (the first one builds FOP's state)."""
+    """CPU seconds per step(), after warm-up steps (the first one builds FOP's state)."""
     params = [p for p in model.parameters()]
     gen = torch.Generator().manual_seed(0)
     grads = [[torch.randn(p.shape, generator=gen) * 1e-2 for p in params] for _ in range(4)]
@@ -55,12 +57,12 @@ def time_steps(model: torch.nn.Module, make: Callable, steps: int) -> float:
         for p, g in zip(params, grads[i % 4], strict=True):
             p.grad = g
         opt.step()
-    start = time.perf_counter()
+    start = time.thread_time()
     for i in range(steps):
         for p, g in zip(params, grads[i % 4], strict=True):
             p.grad = g
         opt.step()
-    return (time.perf_counter() - start) / steps
+    return (time.thread_time() - start) / steps
 
 
 def main() -> None:
