@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envs", type=_positive_int,
                    help="environments run side by side (default: one per episode, at most 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save", action="store_true",
+                   help="record it as the run's final evaluation (final_evaluation.json, which "
+                        "fop-rl report reads; with --model last, for a run that has none)")
 
     p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
     _model_options(p)
@@ -223,11 +226,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from fop_rl.evaluate import evaluate
+    from fop_rl.evaluate import evaluate, final_evaluation_path, save_final
 
+    if args.save:  # before the episodes, which take a while
+        if args.model != "last":
+            raise UsageError("--save records the final evaluation, of the last model: add "
+                             "--model last")
+        final_evaluation_path(args.run_dir)
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs)
     if result["note"]:
         print(f"note: {result['note']}", file=sys.stderr)
+    if args.save:
+        print(f"wrote {save_final(args.run_dir, result)}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:

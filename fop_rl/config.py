@@ -93,6 +93,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "n_eval_envs": ((int,), _at_least_one),
         "checkpoint_freq": ((int,), _at_least_one),
         "diagnostics_image_every": ((int,), _at_least_one),
+        "final_eval_episodes": ((int,), _non_negative),
         "lr_schedule": ((str,), _one_of("constant", "linear")),
         "init_from": ((str, type(None)), None),
         "init_model": ((str, type(None)), lambda v: None if v in (None, "best", "last")
@@ -115,7 +116,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
 OPTIONAL: dict[str, dict[str, Any]] = {
     # a run directory whose policy, value network and normalisation a new run starts from;
     # its best model (null: best, or last in a run not evaluated yet) or its last one
-    "training": {"init_from": None, "init_model": None},
+    # deterministic episodes of the last model when a run completes (0: none)
+    "training": {"init_from": None, "init_model": None, "final_eval_episodes": 0},
 }
 # every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
 OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {
@@ -124,7 +126,7 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
     "eps": (_NUMBER, _positive),
     "hyper_lr": (_NUMBER, _non_negative),
     "hyper_optimizer": ((str,), _one_of("adam", "sgd")),
-    "side": ((str,), _one_of("input", "output", "flat")),
+    "side": ((str,), _one_of("input", "output", "flat", "both")),
     "rank": ((int,), _at_least_one),
     "max_full_dim": ((int,), _at_least_one),
     "max_eigenvalue": (_NUMBER, lambda v: None if v >= 1 else "must be >= 1"),

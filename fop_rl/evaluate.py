@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,23 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     return {"run_dir": str(run_dir), "model": run.which, "note": run.note, "episodes": episodes,
             "backend": backend, "mean": float(np.mean(returns)), "std": float(np.std(returns)),
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
+
+
+def final_evaluation_path(run_dir: Path) -> Path:
+    """Where the run's final evaluation goes: an error if it has one (never overwritten)."""
+    path = run_dir / rundir.FINAL_EVALUATION
+    if path.exists():
+        raise RunError(f"{path} already exists: remove it to record another")
+    return path
+
+
+def save_final(run_dir: Path, result: dict) -> Path:
+    """Record an evaluation of the last model as the run's final one."""
+    if result["model"] != "last":
+        raise RunError("the final evaluation is of the last model: use --model last")
+    path = final_evaluation_path(run_dir)
+    rundir.atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    return path
 
 
 def render(run_dir: Path, out: Path, episodes: int = 1, which: str | None = None,

@@ -1,7 +1,10 @@
 """Aggregate seeds of a runs directory into curves, tables and figures with bootstrap CIs.
 
 Reads every ``<env_id>/<label>/seed-<n>/evaluations.npz`` (SB3 EvalCallback format) under the
-runs directory and writes ``<env_id>.png``, ``report.md``, ``curves.csv`` and ``report.json``.
+runs directory, and each run's ``final_evaluation.json`` where it has one (its last model on
+many deterministic episodes: the best-so-far of 5-episode evaluations is a maximum over noisy
+estimates, biased upward), and writes ``<env_id>.png``, ``report.md``, ``curves.csv`` and
+``report.json``.
 Linked folders are followed, so a comparison can be assembled from links to runs made elsewhere
 (the label is the link's name).
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fop_rl import stats
-from fop_rl.rundir import EVALUATIONS, RunError
+from fop_rl.rundir import EVALUATIONS, FINAL_EVALUATION, RunError
 
 MIN_SEEDS = 5
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
@@ -33,6 +36,7 @@ class Run:
     seed: int
     timesteps: np.ndarray
     best_so_far: np.ndarray  # of the mean evaluation return
+    final_eval: tuple[int, float] | None = None  # (episodes, mean return) of the last model
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Group:
     iqm: np.ndarray
     iqm_low: np.ndarray
     iqm_high: np.ndarray
+    final_eval: np.ndarray | None = None  # per seed, when every seed has one
+    final_eval_episodes: int | None = None
 
     @property
     def final(self) -> np.ndarray:
@@ -76,8 +82,22 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
             problems.append(f"skipped {path}: unreadable or empty ({e})")
             continue
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
-                        timesteps.astype(np.int64), stats.best_so_far(means)))
+                        timesteps.astype(np.int64), stats.best_so_far(means),
+                        _final_evaluation(seed_dir, problems)))
     return runs, problems
+
+
+def _final_evaluation(seed_dir: Path, problems: list[str]) -> tuple[int, float] | None:
+    path = seed_dir / FINAL_EVALUATION
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        episodes, mean = int(record["episodes"]), float(record["mean"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        problems.append(f"skipped {path}: unreadable ({e})")
+        return None
+    return episodes, mean
 
 
 def _evaluation_files(runs_dir: Path) -> list[Path]:
@@ -116,9 +136,19 @@ def aggregate(runs: list[Run], level: float, reps: int, seed: int = 0
                                      [r.best_so_far for r in members])
         median, m_low, m_high = stats.median_ci(values, level, reps, seed)
         iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
-        groups.setdefault(env_id, {})[label] = Group(
-            env_id, label, [r.seed for r in members], grid, values, median, m_low, m_high,
-            iqm, i_low, i_high)
+        group = Group(env_id, label, [r.seed for r in members], grid, values, median, m_low,
+                      m_high, iqm, i_low, i_high)
+        finals = [r.final_eval for r in members if r.final_eval is not None]
+        if finals and len(finals) < len(members):
+            problems.append(f"{env_id}/{label}: {len(finals)} of {len(members)} seeds have a "
+                            "final evaluation; the final-model table leaves this label out")
+        elif finals and len({episodes for episodes, _ in finals}) > 1:
+            problems.append(f"{env_id}/{label}: final evaluations of different lengths; the "
+                            "final-model table leaves this label out")
+        elif finals:
+            group.final_eval = np.array([mean for _, mean in finals])
+            group.final_eval_episodes = finals[0][0]
+        groups.setdefault(env_id, {})[label] = group
     return groups, problems
 
 
@@ -128,14 +158,9 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
     out: dict = {}
     for env_id, labels in groups.items():
         out[env_id] = {}
+        finals = {label: g.final_eval for label, g in labels.items() if g.final_eval is not None}
         for label, g in labels.items():
-            pairs = {}
-            for other, h in labels.items():
-                if other != label:
-                    value, low, high = stats.probability_of_improvement(g.final, h.final, level,
-                                                                        reps, seed)
-                    pairs[other] = {"value": value, "ci": [low, high]}
-            out[env_id][label] = {
+            entry = {
                 "seeds": len(g.seeds),
                 "final_step": int(g.grid[-1]),
                 "final": {"median": float(g.median[-1]),
@@ -144,14 +169,42 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
                           "iqm_ci": [float(g.iqm_low[-1]), float(g.iqm_high[-1])],
                           "mean": float(g.final.mean()),
                           # each seed's own value, so studies made apart can be pooled
-                          "per_seed": {str(seed): float(v) for seed, v in zip(g.seeds, g.final,
-                                                                              strict=True)}},
-                "prob_improvement": pairs,
+                          "per_seed": _per_seed(g.seeds, g.final)},
+                "prob_improvement": _improvements(label, {k: h.final for k, h in labels.items()},
+                                                  level, reps, seed),
                 "steps_to_threshold": (None if threshold is None
                                        else stats.steps_to_threshold(g.grid, g.median,
                                                                      threshold)),
             }
+            if g.final_eval is not None:
+                values = g.final_eval[:, None]
+                median, m_low, m_high = stats.median_ci(values, level, reps, seed)
+                iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
+                entry["final_eval"] = {
+                    "episodes": g.final_eval_episodes,
+                    "median": float(median[0]), "median_ci": [float(m_low[0]), float(m_high[0])],
+                    "iqm": float(iqm[0]), "iqm_ci": [float(i_low[0]), float(i_high[0])],
+                    "mean": float(g.final_eval.mean()),
+                    "per_seed": _per_seed(g.seeds, g.final_eval),
+                    "prob_improvement": _improvements(label, finals, level, reps, seed)}
+            out[env_id][label] = entry
     return out
+
+
+def _per_seed(seeds: list[int], values: np.ndarray) -> dict[str, float]:
+    return {str(seed): float(v) for seed, v in zip(seeds, values, strict=True)}
+
+
+def _improvements(label: str, values: dict[str, np.ndarray], level: float, reps: int,
+                  seed: int) -> dict[str, dict]:
+    """P(improvement) of ``label`` against every other label, with its CI."""
+    pairs = {}
+    for other, theirs in values.items():
+        if other != label:
+            value, low, high = stats.probability_of_improvement(values[label], theirs, level,
+                                                                reps, seed)
+            pairs[other] = {"value": value, "ci": [low, high]}
+    return pairs
 
 
 def write_csv(groups: dict[str, dict[str, Group]], path: Path) -> None:
@@ -189,6 +242,10 @@ def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
     plt.close(fig)
 
 
+def _probability(p: dict | None) -> str:
+    return "-" if p is None else f"{p['value']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]"
+
+
 def _interval(value: float, ci: list[float]) -> str:
     return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
 
@@ -207,15 +264,30 @@ def markdown(summary: dict, baseline: str | None, level: float) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for label, r in labels.items():
             final = r["final"]
-            p = r["prob_improvement"].get(base)
-            prob = "-" if p is None else f"{p['value']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]"
+            prob = _probability(r["prob_improvement"].get(base))
             steps = r["steps_to_threshold"]
             lines.append(f"| {label} | {r['seeds']} | {r['final_step']} | "
                          f"{_interval(final['median'], final['median_ci'])} | "
                          f"{_interval(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} | "
                          f"{prob} | {'-' if steps is None else steps} |")
         lines += ["", f"![{env_id}]({env_id}.png)", ""]
+        evaluated = {label: r["final_eval"] for label, r in labels.items() if "final_eval" in r}
+        if evaluated:
+            lines += _final_table(evaluated, base)
     return "\n".join(lines)
+
+
+def _final_table(evaluated: dict[str, dict], base: str) -> list[str]:
+    """The final models' table: each run's last model on many deterministic episodes."""
+    lines = ["Final model: each run's last model, mean return over its deterministic "
+             "episodes (`final_evaluation.json`); median over seeds [CI].", "",
+             f"| label | episodes per run | final median | IQM | mean | P(improvement) vs "
+             f"{base} |", "|---|---|---|---|---|---|"]
+    for label, f in evaluated.items():
+        prob = _probability(f["prob_improvement"].get(base))
+        lines.append(f"| {label} | {f['episodes']} | {_interval(f['median'], f['median_ci'])} | "
+                     f"{_interval(f['iqm'], f['iqm_ci'])} | {f['mean']:.1f} | {prob} |")
+    return [*lines, ""]
 
 
 def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: int = 2000,

@@ -8,6 +8,9 @@
               vecnormalize.pkl       its normalisation statistics
               best_model.zip         the best evaluated model, and best_vecnormalize.pkl
               evaluations.npz        SB3 EvalCallback's record (timesteps, results, ep_lengths)
+              final_evaluation.json  the last model's deterministic episodes when the run
+                                     completed (training.final_eval_episodes), or `fop-rl
+                                     evaluate --save`: returns, mean, std, backend
               monitor/               episode logs (SB3 Monitor: one file per env; envpool:
                                      one VecMonitor file for all)
               progress.csv, tb/      SB3 logger output: CSV and TensorBoard
@@ -37,6 +40,7 @@ CONFIG, RUN_JSON = "config.yaml", "run.json"
 MODEL, VECNORM = "model.zip", "vecnormalize.pkl"
 BEST_MODEL, BEST_VECNORM = "best_model.zip", "best_vecnormalize.pkl"
 EVALUATIONS = "evaluations.npz"
+FINAL_EVALUATION = "final_evaluation.json"
 CHECKPOINTS = "checkpoints"
 
 

@@ -29,7 +29,7 @@ from fop_rl.callbacks import (
     save_checkpoint,
 )
 from fop_rl.envs import make_eval_env, make_train_env
-from fop_rl.evaluate import LoadedRun, load_model, locate
+from fop_rl.evaluate import LoadedRun, evaluate, load_model, locate, save_final
 from fop_rl.optimizers import policy_optimizer
 from fop_rl.rundir import RunError
 
@@ -209,6 +209,14 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
         model.save(run_dir / rundir.MODEL)
         env.save(str(run_dir / rundir.VECNORM))
         save_checkpoint(model, run_dir)
+        episodes = training["final_eval_episodes"]
+        if episodes and not (run_dir / rundir.FINAL_EVALUATION).exists():
+            try:
+                save_final(run_dir, evaluate(run_dir, episodes, "last"))
+            except Exception as e:  # resuming the run makes it again
+                monitor.write_status(status="failed", error=f"final evaluation: "
+                                     f"{type(e).__name__}: {e}")
+                raise
         monitor.write_status(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     finally:
         monitor.close()

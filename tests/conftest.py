@@ -14,7 +14,7 @@ from fop_rl.cli import main
 TINY = [
     "env.n_envs=2", "env.max_episode_steps=200", "ppo.n_steps=128", "ppo.batch_size=64",
     "ppo.n_epochs=2", "training.eval_freq=512", "training.n_eval_episodes=2",
-    "training.checkpoint_freq=512",
+    "training.checkpoint_freq=512", "training.final_eval_episodes=2",
 ]
 
 

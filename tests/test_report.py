@@ -188,3 +188,39 @@ def test_report_follows_linked_runs(runs_dir: Path, tmp_path: Path, capsys):
     summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
     assert set(summary) == {"baseline", "variant"}
     assert summary["variant"]["seeds"] == 5 and summary["baseline"]["seeds"] == 6
+
+
+def write_final(folder: Path, returns: list[float]) -> None:
+    """A final_evaluation.json as `fop-rl evaluate --save` writes it (the fields report reads)."""
+    (folder / "final_evaluation.json").write_text(json.dumps(
+        {"model": "last", "episodes": len(returns), "mean": float(np.mean(returns)),
+         "returns": returns}))
+
+
+def test_report_adds_the_final_models_evaluations(runs_dir: Path, tmp_path: Path, capsys):
+    walker = runs_dir / "BipedalWalker-v3"
+    means = {"fop-momentum": [10.0, 20.0, 30.0, 40.0, 50.0],
+             "momentum": [60.0, 70.0, 80.0, 90.0, 100.0, 110.0]}
+    for label, values in means.items():
+        for seed, mean in enumerate(values):
+            write_final(walker / label / f"seed-{seed}", [mean - 1.0, mean + 1.0])
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "300")
+    assert code == 0, err
+    summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
+    fop = summary["fop-momentum"]["final_eval"]
+    assert fop["episodes"] == 2 and fop["median"] == pytest.approx(30.0)
+    assert fop["per_seed"] == {str(s): v for s, v in enumerate(means["fop-momentum"])}
+    assert fop["prob_improvement"]["momentum"]["value"] == 0.0  # every seed below
+    # the best-so-far metric says the opposite here: both are reported, side by side
+    assert summary["fop-momentum"]["prob_improvement"]["momentum"]["value"] > 0.5
+    assert summary["momentum"]["final_eval"]["median"] == pytest.approx(85.0)
+    markdown = (out / "report.md").read_text()
+    assert "Final model" in markdown and "| fop-momentum | 2 | 30.0 [" in markdown
+
+    (walker / "momentum" / "seed-5" / "final_evaluation.json").unlink()  # one seed without
+    code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "300")
+    assert code == 0 and "momentum: 5 of 6 seeds have a final evaluation" in err
+    summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
+    assert "final_eval" not in summary["momentum"]
+    assert summary["fop-momentum"]["final_eval"]["prob_improvement"] == {}

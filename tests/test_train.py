@@ -24,7 +24,8 @@ from fop_rl.optimizers import OPTIMIZERS
 from tests.conftest import cli_subprocess, run_cli, tiny_args
 
 RUN_FILES = ["config.yaml", "run.json", "model.zip", "best_model.zip", "vecnormalize.pkl",
-             "best_vecnormalize.pkl", "evaluations.npz", "checkpoints/latest", "tb/progress.csv"]
+             "best_vecnormalize.pkl", "evaluations.npz", "checkpoints/latest", "tb/progress.csv",
+             "final_evaluation.json"]
 
 
 def episode_log(run_dir: Path) -> Path:
@@ -76,6 +77,29 @@ def test_evaluate_json_and_text(trained_run: Path, capsys):
     assert result["mean"] == pytest.approx(np.mean(result["returns"]))
     code, out, _ = run_cli(capsys, "evaluate", trained_run, "--episodes", "1", "--model", "last")
     assert code == 0 and "mean return" in out and "episode 0" in out
+
+
+def test_final_evaluation_of_the_last_model(trained_run: Path, tmp_path: Path, capsys):
+    """A complete run records its last model's deterministic episodes; `evaluate --save` records
+    them for a run without, and never over an existing record."""
+    final = json.loads((trained_run / "final_evaluation.json").read_text())
+    assert final["model"] == "last" and final["episodes"] == 2 and len(final["returns"]) == 2
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--model", "last", "--episodes", "2",
+                           "--json")
+    assert json.loads(out)["returns"] == final["returns"]  # the same deterministic episodes
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    code, _, err = run_cli(capsys, "evaluate", copy, "--model", "last", "--episodes", "2",
+                           "--save")
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
+    (copy / "final_evaluation.json").unlink()
+    code, _, err = run_cli(capsys, "evaluate", copy, "--episodes", "2", "--save")
+    assert code == 2 and "--model last" in err
+    code, _, err = run_cli(capsys, "evaluate", copy, "--model", "last", "--episodes", "3",
+                           "--save")
+    assert code == 0 and "wrote" in err
+    saved = json.loads((copy / "final_evaluation.json").read_text())
+    assert saved["episodes"] == 3 and saved["returns"][:2] == final["returns"]
 
 
 def test_evaluate_is_deterministic(trained_run: Path, capsys):
