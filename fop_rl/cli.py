@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulator (default: the one the run trained with)")
     p.add_argument("--envs", type=_positive_int,
                    help="environments run side by side (default: one per episode, at most 10)")
+    p.add_argument("--env", dest="env_id", metavar="ENV_ID",
+                   help="evaluate on another environment with the same spaces, e.g. a walker "
+                        "on BipedalWalkerHardcore-v3 (default: the run's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", action="store_true",
                    help="record it as the run's final evaluation (final_evaluation.json, which "
@@ -232,8 +235,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.model != "last":
             raise UsageError("--save records the final evaluation, of the last model: add "
                              "--model last")
+        if args.env_id is not None:
+            raise UsageError("--save records the run's final evaluation, on its own "
+                             "environment: leave out --env")
         final_evaluation_path(args.run_dir)
-    result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs)
+    result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs,
+                      args.env_id)
     if result["note"]:
         print(f"note: {result['note']}", file=sys.stderr)
     if args.save:
@@ -242,7 +249,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{result['model']} model of {args.run_dir}: mean return {result['mean']:.2f} "
-              f"+/- {result['std']:.2f} over {args.episodes} episodes ({result['backend']})")
+              f"+/- {result['std']:.2f} over {args.episodes} episodes of {result['env_id']} "
+              f"({result['backend']})")
         for i, (r, n) in enumerate(zip(result["returns"], result["lengths"], strict=True)):
             print(f"  episode {i}: return {r:.2f}, {n} steps")
     return 0

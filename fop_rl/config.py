@@ -53,7 +53,7 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
 
 
-def _continuous_control(env_id: str) -> str | None:
+def continuous_control(env_id: str) -> str | None:
     """None for a registered gymnasium environment with a Box action space, else why not."""
     try:
         gymnasium.spec(env_id)
@@ -75,7 +75,7 @@ _NUMBER = (int, float)
 # section -> key -> (accepted types, check or None)
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]]] = {
     "env": {
-        "id": ((str,), _continuous_control),
+        "id": ((str,), continuous_control),
         "n_envs": ((int,), _at_least_one),
         "max_episode_steps": ((int,), _at_least_one),
         "backend": ((str,), _one_of(*BACKENDS)),

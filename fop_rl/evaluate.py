@@ -7,11 +7,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from fop_rl import envpool_env, rundir
+from fop_rl.config import continuous_control
 from fop_rl.envs import make_eval_env
 from fop_rl.rundir import RunError
 
@@ -71,25 +73,54 @@ def load_model(path: Path) -> PPO:
         raise RunError(f"cannot load {path}: {type(e).__name__}: {e}") from None
 
 
+def check_spaces(model: PPO, env_id: str, what: str) -> None:
+    """RunError (starting with ``what``) unless ``model`` acts in ``env_id``'s spaces."""
+    reference = gymnasium.make(env_id)
+    try:
+        for name in ("observation_space", "action_space"):
+            mine, theirs = getattr(reference, name), getattr(model, name)
+            if mine != theirs:
+                theirs_text, mine_text = _space(theirs), _space(mine)
+                if theirs_text == mine_text:
+                    theirs_text += " (other bounds)"
+                raise RunError(f"{what}: its {name.replace('_', ' ')}, {theirs_text}, differs "
+                               f"from {env_id}'s, {mine_text}")
+    finally:
+        reference.close()
+
+
+def _space(space: gymnasium.Space) -> str:
+    return f"{type(space).__name__} of shape {space.shape}"
+
+
 MAX_EVAL_ENVS = 10
 
 
 def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
-             backend: str | None = None, n_envs: int | None = None) -> dict:
+             backend: str | None = None, n_envs: int | None = None,
+             env_id: str | None = None) -> dict:
     """Deterministic episodes of the run's model on fresh evaluation environments.
 
     ``n_envs`` environments (default: one per episode, at most 10) run side by side, each
     with its own share of the episodes (SB3's evaluate_policy). ``backend`` (gymnasium or
     envpool) defaults to the one the run trained with. ``which`` as for :func:`locate`.
+    ``env_id``: another environment with the same spaces (a walker on the hard terrain), with
+    the run's other environment settings and normalisation.
     """
     run = locate(run_dir, which)
-    backend = backend or run.config["env"]["backend"]
+    env_cfg = dict(run.config["env"], id=env_id or run.config["env"]["id"])
+    backend = backend or env_cfg["backend"]
     if backend == "envpool" and not envpool_env.installed():
         raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip install "
                        "envpool, or pass --backend gymnasium")
     model = load_model(run.model_path)
+    if env_id is not None:
+        problem = continuous_control(env_id)
+        if problem:
+            raise RunError(f"--env {env_id} {problem}")
+        check_spaces(model, env_id, f"{run_dir}")
     n_envs = min(n_envs or MAX_EVAL_ENVS, episodes)
-    env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path,
+    env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=run.stats_path,
                         n_envs=n_envs, backend=backend)
     try:
         returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes,
@@ -97,7 +128,8 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     finally:
         env.close()
     return {"run_dir": str(run_dir), "model": run.which, "note": run.note, "episodes": episodes,
-            "backend": backend, "mean": float(np.mean(returns)), "std": float(np.std(returns)),
+            "env_id": env_cfg["id"], "backend": backend, "mean": float(np.mean(returns)),
+            "std": float(np.std(returns)),
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
 
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 from stable_baselines3 import PPO
@@ -29,7 +28,14 @@ from fop_rl.callbacks import (
     save_checkpoint,
 )
 from fop_rl.envs import make_eval_env, make_train_env
-from fop_rl.evaluate import LoadedRun, evaluate, load_model, locate, save_final
+from fop_rl.evaluate import (
+    LoadedRun,
+    check_spaces,
+    evaluate,
+    load_model,
+    locate,
+    save_final,
+)
 from fop_rl.optimizers import policy_optimizer
 from fop_rl.rundir import RunError
 
@@ -82,26 +88,11 @@ def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO]:
     if run.note:
         print(f"note: {run.note}", file=sys.stderr)
     model = load_model(run.model_path)
-    reference = gymnasium.make(config["env"]["id"])
-    try:
-        for what in ("observation_space", "action_space"):
-            mine, theirs = getattr(reference, what), getattr(model, what)
-            if mine != theirs:
-                theirs_text, mine_text = _space(theirs), _space(mine)
-                if theirs_text == mine_text:
-                    theirs_text += " (other bounds)"
-                raise RunError(f"--init-from {source}: its {what.replace('_', ' ')}, "
-                               f"{theirs_text}, differs from {config['env']['id']}'s, {mine_text}")
-    finally:
-        reference.close()
+    check_spaces(model, config["env"]["id"], f"--init-from {source}")
     if run.config["ppo"]["net_arch"] != config["ppo"]["net_arch"]:
         raise RunError(f"--init-from {source}: its networks ({run.config['ppo']['net_arch']}) "
                        f"differ from this config's ppo.net_arch ({config['ppo']['net_arch']})")
     return run, model
-
-
-def _space(space: gymnasium.Space) -> str:
-    return f"{type(space).__name__} of shape {space.shape}"
 
 
 def start_from(model: PPO, env: VecNormalize, run: LoadedRun, source: PPO) -> dict[str, Any]:

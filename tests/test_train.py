@@ -102,6 +102,18 @@ def test_final_evaluation_of_the_last_model(trained_run: Path, tmp_path: Path, c
     assert saved["episodes"] == 3 and saved["returns"][:2] == final["returns"]
 
 
+def test_evaluate_a_walker_on_the_hard_terrain(trained_run: Path, capsys):
+    code, out, err = run_cli(capsys, "evaluate", trained_run, "--env",
+                             "BipedalWalkerHardcore-v3", "--episodes", "2", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["env_id"] == "BipedalWalkerHardcore-v3" and len(result["returns"]) == 2
+    for env_id, message in (("Pendulum-v1", "observation space, Box of shape (24,), differs"),
+                            ("NoSuchEnv-v0", "not a registered")):
+        code, _, err = run_cli(capsys, "evaluate", trained_run, "--env", env_id)
+        assert code == 2 and message in err and err.count("\n") == 1
+
+
 def test_evaluate_is_deterministic(trained_run: Path, capsys):
     first = json.loads(run_cli(capsys, "evaluate", trained_run, "--episodes", "2", "--json")[1])
     again = json.loads(run_cli(capsys, "evaluate", trained_run, "--episodes", "2", "--json")[1])
