@@ -45,6 +45,17 @@ def _int_at_least(minimum: int):
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
+def _reference(text: str) -> tuple[str, float]:
+    """An argparse type: NAME=RETURN."""
+    name, sep, value = text.rpartition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=RETURN, got {text!r}") from None
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
     p.add_argument("--model", choices=("best", "last"),
@@ -169,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--reps", type=_positive_int, default=2000, help="bootstrap resamples")
     p.add_argument("--threshold", type=float, help="report steps to reach this return")
+    p.add_argument("--reference", metavar="NAME=RETURN", type=_reference,
+                   help="a horizontal line on the figures, e.g. 'common start=-60.5'")
     p.add_argument("--baseline", help="label to compare against (default: momentum)")
 
     p = commands.add_parser("inspect", help="what FOP learned: P per layer (paper figure 5)")
@@ -414,7 +427,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not 0 < args.ci < 1:
         raise UsageError(f"--ci must be between 0 and 1, got {args.ci}")
     out, problems = report(args.runs_dir, args.out, args.ci, args.reps, args.threshold,
-                           args.baseline)
+                           args.baseline, args.reference)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     print((out / "report.md").read_text())

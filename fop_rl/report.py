@@ -221,7 +221,7 @@ def write_csv(groups: dict[str, dict[str, Group]], path: Path) -> None:
 
 
 def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
-         threshold: float | None) -> None:
+         threshold: float | None, reference: tuple[str, float] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,6 +233,9 @@ def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
         ax.fill_between(g.grid, g.median_low, g.median_high, color=line.get_color(), alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
+    if reference is not None:
+        name, value = reference
+        ax.axhline(value, color="black", ls=":", lw=1.5, label=f"{name} ({value:g})")
     ax.set(xlabel="environment steps", ylabel="best-so-far evaluation return (median)",
            title=f"{env_id}: median over seeds, {level:.0%} bootstrap CI")
     ax.grid(alpha=0.3)
@@ -291,8 +294,10 @@ def _final_table(evaluated: dict[str, dict], base: str) -> list[str]:
 
 
 def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: int = 2000,
-           threshold: float | None = None, baseline: str | None = None) -> tuple[Path, list[str]]:
-    """Write the report files; return their folder and the warnings."""
+           threshold: float | None = None, baseline: str | None = None,
+           reference: tuple[str, float] | None = None) -> tuple[Path, list[str]]:
+    """Write the report files; return their folder and the warnings. ``reference``: a named
+    return drawn on the figures (a fine-tuning run's start, for instance)."""
     if not runs_dir.is_dir():
         raise RunError(f"runs directory {runs_dir} does not exist")
     runs, problems = find_runs(runs_dir)
@@ -306,7 +311,7 @@ def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: i
     out = out or runs_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     for env_id, labels in groups.items():
-        plot(env_id, labels, level, out / f"{env_id}.png", threshold)
+        plot(env_id, labels, level, out / f"{env_id}.png", threshold, reference)
     write_csv(groups, out / "curves.csv")
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "report.md").write_text(markdown(summary, baseline, level))

@@ -158,6 +158,18 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert "| fop-momentum | 5 |" in markdown and "P(improvement) vs momentum" in markdown
 
 
+def test_report_draws_a_reference_line(runs_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "100",
+                           "--reference", "common start=-60.5")
+    assert code == 0, err
+    with_line = (out / "BipedalWalker-v3.png").read_bytes()
+    run_cli(capsys, "report", runs_dir, "--out", tmp_path / "plain", "--reps", "100")
+    assert with_line != (tmp_path / "plain" / "BipedalWalker-v3.png").read_bytes()
+    code, _, err = run_cli(capsys, "report", runs_dir, "--reference", "-60")
+    assert code == 2 and "expected NAME=RETURN" in err and err.count("\n") == 1
+
+
 def test_report_is_reproducible(runs_dir: Path, tmp_path: Path, capsys):
     for name in ("a", "b"):
         assert run_cli(capsys, "report", runs_dir, "--out", tmp_path / name, "--reps",
