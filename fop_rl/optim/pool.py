@@ -241,6 +241,7 @@ class Pool:
     def _init_hyper_normalize(self) -> None:
         """||G|| per tensor for the rows in each slot: this step's is the next step's previous."""
         self.grad_norms = [self._per_tensor() for _ in range(2)]
+        self.norm_product, self.norm_product_views = self._per_tensor()
 
     def _grad_norms(self, slot: int) -> None:
         for b, norm in zip(self.buckets, self.grad_norms[slot][1], strict=True):
@@ -249,12 +250,11 @@ class Pool:
     def _hyper_normalize(self) -> None:
         """H / (||G|| ||G_prev||) per tensor: the hyper-step follows the cosine of successive
         gradients, not their size."""
-        scale = self.grad_norms[0][0] * self.grad_norms[1][0]
-        scale.clamp_min_(torch.finfo(scale.dtype).tiny)
-        for b, view in zip(self.buckets, scale.split([b.size for b in self.buckets]),
-                           strict=True):
+        product = torch.mul(self.grad_norms[0][0], self.grad_norms[1][0], out=self.norm_product)
+        product.clamp_min_(torch.finfo(product.dtype).tiny)
+        for b, norms in zip(self.buckets, self.norm_product_views, strict=True):
             for H in b.Hs:
-                H.div_(view.view(-1, 1, 1))
+                H.div_(norms)
 
     def _init_cap(self, kappa: float) -> None:
         """The cap's room per factor: kappa for P = M M^T, kappa - 1 for U U^T in I + U U^T;

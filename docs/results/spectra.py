@@ -1,7 +1,7 @@
 """Summarise `fop-rl inspect` tables (<label>-seed-<n>.txt) into one markdown table per label:
 P's largest eigenvalue at the end of each run, over layers, then the median over seeds.
 
-    python docs/results/variants/spectra.py docs/results/variants/inspect > spectra.md
+    python docs/results/spectra.py docs/results/variants/inspect > spectra.md
 
 Rows named ``<layer>.P_out`` (Kronecker FOP's output factor alone) are left out: each layer's
 own row already describes its effective P = P_out (x) P_in.
