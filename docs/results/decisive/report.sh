@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Reports of the decisive study so far (runs/decisive): report.json, report.md, curves.csv and
+# the figure per terrain, P's spectra at the end of the FOP runs, the common start's return on
+# the hard terrain. Safe to run while the study runs: it reads complete and partial runs alike.
+set -euo pipefail
+runs=runs/decisive
+out=docs/results/decisive
+fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200
+if [ -d "$runs/hardcore" ]; then
+  start=$(python docs/results/decisive/pick_start.py "$runs/walker/BipedalWalker-v3/momentum")
+  fop-rl evaluate "$start" --model last --env BipedalWalkerHardcore-v3 --episodes 50 --json \
+    > "$out/hardcore-finetune-start.json"
+  mean=$(python -c "import json; print(round(json.load(open('$out/hardcore-finetune-start.json'))['mean'], 1))")
+  fop-rl report "$runs/hardcore" --out "$out/hardcore-finetune" --threshold 0 \
+    --reference "common start=$mean"
+fi
+mkdir -p "$out/inspect"
+for label_dir in "$runs"/*/*/fop-*; do
+  for run in "$label_dir"/seed-*; do
+    [ -f "$run/model.zip" ] || continue
+    terrain=$(basename "$(dirname "$(dirname "$label_dir")")")
+    name="$terrain-$(basename "$label_dir")-$(basename "$run")"
+    fop-rl inspect "$run" --model last --out "$runs/inspect-$name.png" > "$out/inspect/$name.txt"
+  done
+done
+python docs/results/spectra.py "$out/inspect" > "$out/spectra.md"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The decisive study: does FOP help PPO on the walker and on hard terrain? Every optimizer with
+# the packaged (tuned) settings: docs/results/tuning/ for momentum, adam and fop-momentum; the
+# FOP variants carried from the screening (docs/results/variants/) take fop-momentum's.
+#   Walker: seeds 0-9, 1,000,000 steps per run (EnvPool, which passed the equivalence check).
+#   Hard terrain: one common start (pick_start.py: the momentum walker whose last model has the
+#   best 50-episode final evaluation), fine-tuned by each optimizer on
+#   BipedalWalkerHardcore-v3, seeds 0-4, 1,000,000 steps per run.
+# Run from the repository root, ideally from a checkout no one edits meanwhile. Re-running
+# continues where it stopped; seeds go in pairs, so at any point every label has the same
+# seeds. Interim and final reports: bash docs/results/decisive/report.sh
+set -euo pipefail
+runs=runs/decisive
+labels=(momentum adam fop-momentum "$@")  # the screening's choice of variants as arguments
+for seeds in 0-1 2-3 4-5 6-7 8-9; do
+  /usr/bin/time -f "walker seeds $seeds: %e s wall" fop-rl sweep --env BipedalWalker-v3 \
+    --optimizers "${labels[@]}" --seeds "$seeds" --timesteps 1000000 --jobs 2 \
+    --runs-dir "$runs/walker"
+done
+start=$(python docs/results/decisive/pick_start.py "$runs/walker/BipedalWalker-v3/momentum")
+for seeds in 0-1 2-3 4; do
+  /usr/bin/time -f "hard terrain seeds $seeds: %e s wall" fop-rl sweep \
+    --env BipedalWalkerHardcore-v3 --optimizers "${labels[@]}" --seeds "$seeds" \
+    --timesteps 1000000 --jobs 2 --runs-dir "$runs/hardcore" --init-from "$start" \
+    --init-model last
+done
+bash docs/results/decisive/report.sh
+echo "decisive study finished: $(date -u +%FT%TZ)"
