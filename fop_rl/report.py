@@ -159,6 +159,7 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
     for env_id, labels in groups.items():
         out[env_id] = {}
         finals = {label: g.final_eval for label, g in labels.items() if g.final_eval is not None}
+        aucs = {label: g.values.mean(axis=1) for label, g in labels.items()}
         for label, g in labels.items():
             entry = {
                 "seeds": len(g.seeds),
@@ -176,19 +177,26 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
                                        else stats.steps_to_threshold(g.grid, g.median,
                                                                      threshold)),
             }
+            # the best-so-far curve's mean over the evaluation points: learning early counts
+            entry["auc"] = {**_distribution(g.seeds, aucs[label], level, reps, seed),
+                            "prob_improvement": _improvements(label, aucs, level, reps, seed)}
             if g.final_eval is not None:
-                values = g.final_eval[:, None]
-                median, m_low, m_high = stats.median_ci(values, level, reps, seed)
-                iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
                 entry["final_eval"] = {
                     "episodes": g.final_eval_episodes,
-                    "median": float(median[0]), "median_ci": [float(m_low[0]), float(m_high[0])],
-                    "iqm": float(iqm[0]), "iqm_ci": [float(i_low[0]), float(i_high[0])],
-                    "mean": float(g.final_eval.mean()),
-                    "per_seed": _per_seed(g.seeds, g.final_eval),
+                    **_distribution(g.seeds, g.final_eval, level, reps, seed),
                     "prob_improvement": _improvements(label, finals, level, reps, seed)}
             out[env_id][label] = entry
     return out
+
+
+def _distribution(seeds: list[int], values: np.ndarray, level: float, reps: int,
+                  seed: int) -> dict:
+    """Median and IQM over seeds with their CIs, the mean, and each seed's value."""
+    median, m_low, m_high = stats.median_ci(values[:, None], level, reps, seed)
+    iqm, i_low, i_high = stats.iqm_ci(values[:, None], level, reps, seed)
+    return {"median": float(median[0]), "median_ci": [float(m_low[0]), float(m_high[0])],
+            "iqm": float(iqm[0]), "iqm_ci": [float(i_low[0]), float(i_high[0])],
+            "mean": float(values.mean()), "per_seed": _per_seed(seeds, values)}
 
 
 def _per_seed(seeds: list[int], values: np.ndarray) -> dict[str, float]:
@@ -257,14 +265,15 @@ def markdown(summary: dict, baseline: str | None, level: float) -> str:
     lines = ["# Report", "",
              f"Best-so-far mean evaluation return at each group's final common step; "
              f"[{level:.0%} bootstrap CI]. P(improvement): probability that a run of the row "
-             "beats a run of the baseline (rliable).", ""]
+             "beats a run of the baseline (rliable). AUC: the best-so-far curve's mean over "
+             "the evaluation points (learning early counts).", ""]
     for env_id, labels in summary.items():
         base = baseline if baseline in labels else ("momentum" if "momentum" in labels
                                                     else next(iter(labels)))
         lines += [f"## {env_id}", "",
                   f"| label | seeds | final step | final median | IQM | mean | "
-                  f"P(improvement) vs {base} | steps to threshold |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"P(improvement) vs {base} | AUC median | steps to threshold |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for label, r in labels.items():
             final = r["final"]
             prob = _probability(r["prob_improvement"].get(base))
@@ -272,7 +281,8 @@ def markdown(summary: dict, baseline: str | None, level: float) -> str:
             lines.append(f"| {label} | {r['seeds']} | {r['final_step']} | "
                          f"{_interval(final['median'], final['median_ci'])} | "
                          f"{_interval(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} | "
-                         f"{prob} | {'-' if steps is None else steps} |")
+                         f"{prob} | {_interval(r['auc']['median'], r['auc']['median_ci'])} | "
+                         f"{'-' if steps is None else steps} |")
         lines += ["", f"![{env_id}]({env_id}.png)", ""]
         evaluated = {label: r["final_eval"] for label, r in labels.items() if "final_eval" in r}
         if evaluated:

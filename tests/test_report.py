@@ -125,7 +125,8 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert set(summary) == {"BipedalWalker-v3", "BipedalWalkerHardcore-v3"}
     assert "adam" not in summary["BipedalWalker-v3"]  # unreadable files are never averaged in
     fop = summary["BipedalWalker-v3"]["fop-momentum"]
-    assert set(fop) == {"seeds", "final_step", "final", "prob_improvement", "steps_to_threshold"}
+    assert set(fop) == {"seeds", "final_step", "final", "prob_improvement", "steps_to_threshold",
+                        "auc"}
     assert set(fop["final"]) == {"median", "median_ci", "iqm", "iqm_ci", "mean", "per_seed"}
     mom = summary["BipedalWalker-v3"]["momentum"]
     assert fop["seeds"] == 5 and mom["seeds"] == 6
@@ -146,6 +147,14 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert fop["final"]["mean"] == pytest.approx(np.mean(finals))
     assert list(fop["final"]["per_seed"]) == ["0", "1", "2", "3", "4"]
     assert list(fop["final"]["per_seed"].values()) == pytest.approx(finals)
+    aucs = []  # the mean of each seed's best-so-far curve over its 12 evaluations
+    for seed in range(5):
+        with np.load(runs_dir / "BipedalWalker-v3" / "fop-momentum" / f"seed-{seed}" /
+                     "evaluations.npz") as ev:
+            aucs.append(np.maximum.accumulate(ev["results"].mean(axis=1)).mean())
+    assert list(fop["auc"]["per_seed"].values()) == pytest.approx(aucs)
+    assert fop["auc"]["median"] == pytest.approx(np.median(aucs))
+    assert fop["auc"]["prob_improvement"]["momentum"]["value"] > 0.5
 
     with open(out / "curves.csv") as f:
         rows = list(csv.DictReader(f))
