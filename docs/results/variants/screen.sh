@@ -20,7 +20,7 @@ for label in "${labels[@]:1}"; do
   for seed in 0 1 2 3 4; do
     run="$runs/BipedalWalker-v3/$label/seed-$seed"
     [ -f "$run/run.json" ] || continue
-    fop-rl inspect "$run" --model last --out "$out/inspect/$label-seed-$seed.png" \
+    fop-rl inspect "$run" --model last --out "$runs/inspect-$label-$seed.png" \
       > "$out/inspect/$label-seed-$seed.txt"
   done
 done
