@@ -15,6 +15,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import rundir
 from fop_rl.optim import FOP
+from fop_rl.optim.fop import panels
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
 
@@ -42,7 +43,7 @@ class FOPDiagnostics(BaseCallback):
         diagnostics = optimizer.diagnostics(self.names)
         if not diagnostics:  # before the first update
             return
-        for d in (panel for entry in diagnostics for panel in entry.panels()):
+        for d in panels(diagnostics):
             self.logger.record(f"fop/{d.name}/p_norm", d.frobenius_norm)
             self.logger.record(f"fop/{d.name}/eig_min", d.eig_min)
             self.logger.record(f"fop/{d.name}/eig_max", d.eig_max)

@@ -438,6 +438,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from fop_rl.evaluate import load_model, locate
     from fop_rl.optim import FOP
+    from fop_rl.optim.fop import panels
     from fop_rl.plots import preconditioner_summary
 
     run = locate(args.run_dir, args.model)
@@ -451,7 +452,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise RunError(f"{run.model_path}: the optimizer has not stepped yet")
     print(f"{'layer':40s} {'structure':9s} {'||P||_F':>9s} {'eig min':>9s} {'eig max':>9s} "
           f"{'cond':>9s} {'angle':>6s}")
-    for d in (panel for entry in diagnostics for panel in entry.panels()):
+    for d in panels(diagnostics):
         cond = d.eig_max / d.eig_min if d.eig_min > 0 else float("inf")
         print(f"{d.name:40s} {d.structure:9s} {d.frobenius_norm:9.3f} {d.eig_min:9.3g} "
               f"{d.eig_max:9.3g} {cond:9.3g} {d.angle_deg:5.1f}d")

@@ -12,11 +12,12 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from fop_rl.optim import PreconditionerDiagnostics
+from fop_rl.optim.fop import panels
 
 
 def _matrices(diagnostics: Sequence[PreconditionerDiagnostics]) -> list[PreconditionerDiagnostics]:
     """What to draw: every matrix (both factors of Kronecker FOP), not 1-D diagonals."""
-    return [panel for d in diagnostics for panel in d.panels() if panel.matrix.dim() == 2]
+    return [panel for panel in panels(diagnostics) if panel.matrix.dim() == 2]
 
 
 def preconditioner_heatmaps(diagnostics: Sequence[PreconditionerDiagnostics]) -> Figure:

@@ -356,6 +356,11 @@ class PreconditionerDiagnostics:
         return [self] if self.output is None else [self, self.output]
 
 
+def panels(diagnostics: Iterable[PreconditionerDiagnostics]) -> list[PreconditionerDiagnostics]:
+    """Every learned matrix to show: each tensor's, and Kronecker FOP's output factors."""
+    return [panel for d in diagnostics for panel in d.panels()]
+
+
 @dataclass
 class _Side:
     """One learned P = c M M^T (or c (I + U U^T), or diagonal c m^2), described."""
