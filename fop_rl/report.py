@@ -12,6 +12,7 @@ Linked folders are followed, so a comparison can be assembled from links to runs
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -160,6 +161,9 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
         out[env_id] = {}
         finals = {label: g.final_eval for label, g in labels.items() if g.final_eval is not None}
         aucs = {label: g.values.mean(axis=1) for label, g in labels.items()}
+        improvements = _improvements({k: h.final for k, h in labels.items()}, level, reps, seed)
+        auc_improvements = _improvements(aucs, level, reps, seed)
+        final_improvements = _improvements(finals, level, reps, seed)
         for label, g in labels.items():
             entry = {
                 "seeds": len(g.seeds),
@@ -171,20 +175,19 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
                           "mean": float(g.final.mean()),
                           # each seed's own value, so studies made apart can be pooled
                           "per_seed": _per_seed(g.seeds, g.final)},
-                "prob_improvement": _improvements(label, {k: h.final for k, h in labels.items()},
-                                                  level, reps, seed),
+                "prob_improvement": improvements[label],
                 "steps_to_threshold": (None if threshold is None
                                        else stats.steps_to_threshold(g.grid, g.median,
                                                                      threshold)),
             }
             # the best-so-far curve's mean over the evaluation points: learning early counts
             entry["auc"] = {**_distribution(g.seeds, aucs[label], level, reps, seed),
-                            "prob_improvement": _improvements(label, aucs, level, reps, seed)}
+                            "prob_improvement": auc_improvements[label]}
             if g.final_eval is not None:
                 entry["final_eval"] = {
                     "episodes": g.final_eval_episodes,
                     **_distribution(g.seeds, g.final_eval, level, reps, seed),
-                    "prob_improvement": _improvements(label, finals, level, reps, seed)}
+                    "prob_improvement": final_improvements[label]}
             out[env_id][label] = entry
     return out
 
@@ -203,15 +206,19 @@ def _per_seed(seeds: list[int], values: np.ndarray) -> dict[str, float]:
     return {str(seed): float(v) for seed, v in zip(seeds, values, strict=True)}
 
 
-def _improvements(label: str, values: dict[str, np.ndarray], level: float, reps: int,
-                  seed: int) -> dict[str, dict]:
-    """P(improvement) of ``label`` against every other label, with its CI."""
-    pairs = {}
-    for other, theirs in values.items():
-        if other != label:
-            value, low, high = stats.probability_of_improvement(values[label], theirs, level,
-                                                                reps, seed)
-            pairs[other] = {"value": value, "ci": [low, high]}
+def _improvements(values: dict[str, np.ndarray], level: float, reps: int, seed: int
+                  ) -> dict[str, dict[str, dict]]:
+    """P(improvement) of every label against every other, with its CI: ``[a][b]`` for a over b.
+
+    Each pair is bootstrapped once: with ties counted half, P(b > a) = 1 - P(a > b) on every
+    resample, so the reverse direction is the mirror image (its CI too).
+    """
+    pairs: dict[str, dict[str, dict]] = {label: {} for label in values}
+    for a, b in itertools.combinations(values, 2):
+        value, low, high = stats.probability_of_improvement(values[a], values[b], level, reps,
+                                                            seed)
+        pairs[a][b] = {"value": value, "ci": [low, high]}
+        pairs[b][a] = {"value": 1.0 - value, "ci": [1.0 - high, 1.0 - low]}
     return pairs
 
 

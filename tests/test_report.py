@@ -133,6 +133,10 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert mom["final_step"] == 9000  # the ragged seed ends there
     assert fop["final_step"] == 12000
     assert fop["prob_improvement"]["momentum"]["value"] > 0.5
+    # the reverse direction is the same bootstrap, mirrored (ties count half)
+    forward, backward = fop["prob_improvement"]["momentum"], mom["prob_improvement"]["fop-momentum"]
+    assert backward["value"] == pytest.approx(1 - forward["value"])
+    assert backward["ci"] == pytest.approx([1 - forward["ci"][1], 1 - forward["ci"][0]])
     low, high = fop["final"]["median_ci"]
     assert low <= fop["final"]["median"] <= high
     assert isinstance(fop["steps_to_threshold"], int)
