@@ -37,6 +37,15 @@ def cli_subprocess(*argv: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def sb3_logs_in_tmp(tmp_path_factory):
+    """Models that tests build without fop-rl's logger: SB3 otherwise leaves an empty
+    /tmp/SB3-<date> folder per call to learn()."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3-logs")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """One complete fop-momentum run on BipedalWalker-v3 (1024 steps), shared read-only."""
