@@ -254,8 +254,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         final_evaluation_path(args.run_dir)
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs,
                       args.env_id)
-    if result["note"]:
-        print(f"note: {result['note']}", file=sys.stderr)
+    _print_note(result)
     if args.save:
         print(f"wrote {save_final(args.run_dir, result)}", file=sys.stderr)
     if args.json:
@@ -280,8 +279,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not 0 < args.scale <= 4:
         raise UsageError(f"--scale must be in (0, 4], got {args.scale}")
     result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale)
-    if result["note"]:
-        print(f"note: {result['note']}", file=sys.stderr)
+    _print_note(result)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
     print(f"wrote {out}: {result['frames']} frames, returns {returns}")
     return 0
@@ -461,6 +459,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     figure.savefig(out, dpi=110)
     print(f"wrote {out}")
     return 0
+
+
+def _print_note(result: dict) -> None:
+    """Why the model used is not the one asked for, if it is not."""
+    if result["note"]:
+        print(f"note: {result['note']}", file=sys.stderr)
 
 
 def _duration(seconds: float) -> str:
