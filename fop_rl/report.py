@@ -18,13 +18,13 @@ import os
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fop_rl import stats
-from fop_rl.rundir import EVALUATIONS, FINAL_EVALUATION, RunError
+from fop_rl.rundir import EVALUATIONS, FINAL_EVALUATION, RunError, read_status
 
 MIN_SEEDS = 5
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
@@ -38,6 +38,8 @@ class Run:
     timesteps: np.ndarray
     best_so_far: np.ndarray  # of the mean evaluation return
     final_eval: tuple[int, float] | None = None  # (episodes, mean return) of the last model
+    wall_time_s: float | None = None  # from run.json, summed over resumptions
+    versions: dict[str, str] | None = None
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Group:
     iqm_high: np.ndarray
     final_eval: np.ndarray | None = None  # per seed, when every seed has one
     final_eval_episodes: int | None = None
+    wall_times: list[float] = field(default_factory=list)  # of the seeds that recorded one
+    versions: list[dict[str, str]] = field(default_factory=list)  # each distinct set once
 
     @property
     def final(self) -> np.ndarray:
@@ -82,9 +86,11 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             problems.append(f"skipped {path}: unreadable or empty ({e})")
             continue
+        status = read_status(seed_dir) or {}
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
                         timesteps.astype(np.int64), stats.best_so_far(means),
-                        _final_evaluation(seed_dir, problems)))
+                        _final_evaluation(seed_dir, problems), status.get("wall_time_s"),
+                        status.get("versions")))
     return runs, problems
 
 
@@ -138,7 +144,11 @@ def aggregate(runs: list[Run], level: float, reps: int, seed: int = 0
         median, m_low, m_high = stats.median_ci(values, level, reps, seed)
         iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
         group = Group(env_id, label, [r.seed for r in members], grid, values, median, m_low,
-                      m_high, iqm, i_low, i_high)
+                      m_high, iqm, i_low, i_high,
+                      wall_times=[r.wall_time_s for r in members if r.wall_time_s is not None])
+        for r in members:
+            if r.versions is not None and r.versions not in group.versions:
+                group.versions.append(r.versions)
         finals = [r.final_eval for r in members if r.final_eval is not None]
         if finals and len(finals) < len(members):
             problems.append(f"{env_id}/{label}: {len(finals)} of {len(members)} seeds have a "
@@ -188,6 +198,12 @@ def summarize(groups: dict[str, dict[str, Group]], level: float, reps: int,
                     "episodes": g.final_eval_episodes,
                     **_distribution(g.seeds, g.final_eval, level, reps, seed),
                     "prob_improvement": final_improvements[label]}
+            if g.wall_times:
+                entry["wall_time_s"] = {"runs": len(g.wall_times),
+                                        "median": float(np.median(g.wall_times)),
+                                        "total": float(np.sum(g.wall_times))}
+            if g.versions:
+                entry["versions"] = g.versions
             out[env_id][label] = entry
     return out
 
@@ -294,7 +310,26 @@ def markdown(summary: dict, baseline: str | None, level: float) -> str:
         evaluated = {label: r["final_eval"] for label, r in labels.items() if "final_eval" in r}
         if evaluated:
             lines += _final_table(evaluated, base)
+        lines += _compute_lines(labels)
     return "\n".join(lines)
+
+
+def _compute_lines(labels: dict[str, dict]) -> list[str]:
+    """What the runs cost (run.json's wall time, resumptions included) and what they ran on."""
+    timed = {label: r["wall_time_s"] for label, r in labels.items() if "wall_time_s" in r}
+    lines = []
+    if timed:
+        lines += ["| label | runs timed | wall time per run (median) | total |",
+                  "|---|---|---|---|"]
+        lines += [f"| {label} | {t['runs']} | {t['median'] / 60:.1f} min | "
+                  f"{t['total'] / 3600:.2f} h |" for label, t in timed.items()]
+        lines.append("")
+    distinct: list[dict] = []
+    for r in labels.values():
+        distinct += [v for v in r.get("versions", []) if v not in distinct]
+    for versions in distinct:
+        lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
+    return lines
 
 
 def _final_table(evaluated: dict[str, dict], base: str) -> list[str]:

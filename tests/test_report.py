@@ -249,3 +249,22 @@ def test_report_adds_the_final_models_evaluations(runs_dir: Path, tmp_path: Path
     summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
     assert "final_eval" not in summary["momentum"]
     assert summary["fop-momentum"]["final_eval"]["prob_improvement"] == {}
+
+
+def test_report_states_wall_times_and_versions(runs_dir: Path, tmp_path: Path, capsys):
+    walker = runs_dir / "BipedalWalker-v3"
+    versions = [{"python": "3.11.7", "torch": "2.13.0+cpu"}, {"python": "3.11.7", "torch": "x"}]
+    for seed, wall in enumerate([600.0, 1200.0, 1800.0]):  # seeds 3 and 4 have no run.json
+        (walker / "fop-momentum" / f"seed-{seed}" / "run.json").write_text(json.dumps(
+            {"status": "complete", "wall_time_s": wall, "versions": versions[seed == 2]}))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "100")
+    assert code == 0, err
+    summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
+    assert summary["fop-momentum"]["wall_time_s"] == {"runs": 3, "median": 1200.0,
+                                                      "total": 3600.0}
+    assert summary["fop-momentum"]["versions"] == versions  # each distinct set once
+    assert "wall_time_s" not in summary["momentum"] and "versions" not in summary["momentum"]
+    markdown = (out / "report.md").read_text()
+    assert "| fop-momentum | 3 | 20.0 min | 1.00 h |" in markdown
+    assert "Versions: python 3.11.7, torch 2.13.0+cpu" in markdown
