@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="NAME=RETURN", type=_reference,
                    help="a horizontal line on the figures, e.g. 'common start=-60.5'")
     p.add_argument("--baseline", help="label to compare against (default: momentum)")
+    p.add_argument("--seeds", metavar="SPEC",
+                   help="only these seeds, like 0-3 or 0,3,7 (default: every seed found)")
 
     p = commands.add_parser("inspect", help="what FOP learned: P per layer (paper figure 5)")
     p.add_argument("run_dir", type=Path, help="a run directory of a FOP optimizer")
@@ -421,11 +423,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from fop_rl.report import report
+    from fop_rl.sweep import parse_seeds
 
     if not 0 < args.ci < 1:
         raise UsageError(f"--ci must be between 0 and 1, got {args.ci}")
+    seeds = None if args.seeds is None else set(parse_seeds(args.seeds))
     out, problems = report(args.runs_dir, args.out, args.ci, args.reps, args.threshold,
-                           args.baseline, args.reference)
+                           args.baseline, args.reference, seeds)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     print((out / "report.md").read_text())

@@ -18,6 +18,7 @@ import os
 import re
 import warnings
 import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -347,15 +348,21 @@ def _final_table(evaluated: dict[str, dict], base: str) -> list[str]:
 
 def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: int = 2000,
            threshold: float | None = None, baseline: str | None = None,
-           reference: tuple[str, float] | None = None) -> tuple[Path, list[str]]:
+           reference: tuple[str, float] | None = None, seeds: Collection[int] | None = None
+           ) -> tuple[Path, list[str]]:
     """Write the report files; return their folder and the warnings. ``reference``: a named
-    return drawn on the figures (a fine-tuning run's start, for instance)."""
+    return drawn on the figures (a fine-tuning run's start, for instance). ``seeds``: only
+    these (the complete pairs of a study still running, for instance)."""
     if not runs_dir.is_dir():
         raise RunError(f"runs directory {runs_dir} does not exist")
     runs, problems = find_runs(runs_dir)
+    if seeds is not None:
+        runs = [r for r in runs if r.seed in seeds]
     if not runs:
         detail = f" ({len(problems)} unreadable)" if problems else ""
-        raise RunError(f"no <env>/<label>/seed-<n>/{EVALUATIONS} under {runs_dir}{detail}")
+        which = "" if seeds is None else f" of seeds {sorted(seeds)}"
+        raise RunError(f"no <env>/<label>/seed-<n>/{EVALUATIONS}{which} under {runs_dir}"
+                       f"{detail}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # degenerate resamples of equal seeds
         groups, group_problems = aggregate(runs, level, reps)

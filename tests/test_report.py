@@ -268,3 +268,18 @@ def test_report_states_wall_times_and_versions(runs_dir: Path, tmp_path: Path, c
     markdown = (out / "report.md").read_text()
     assert "| fop-momentum | 3 | 20.0 min | 1.00 h |" in markdown
     assert "Versions: python 3.11.7, torch 2.13.0+cpu" in markdown
+
+
+def test_report_of_some_seeds(runs_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "100",
+                           "--seeds", "0-2")
+    assert code == 0, err
+    assert "seeds end at different steps" not in err  # momentum's ragged seed 5 is left out
+    summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
+    assert list(summary["momentum"]["final"]["per_seed"]) == ["0", "1", "2"]
+    assert summary["momentum"]["final_step"] == 12000
+    for bad, message in (("7", "no <env>/<label>/seed-<n>/evaluations.npz of seeds [7]"),
+                         ("x", "--seeds 'x': expected numbers")):
+        code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--seeds", bad)
+        assert code == 2 and message in err and err.count("\n") == 1, err
