@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Reports of the decisive study so far (runs/decisive): report.json, report.md, curves.csv and
 # the figure per terrain, P's spectra at the end of the FOP runs, the common start's return on
-# the hard terrain. Safe to run while the study runs: it reads complete and partial runs alike.
+# the hard terrain. Safe to run while the study runs; an argument (like 0-3) reports only those
+# seeds, the complete ones, since partial runs cut every label's common grid short.
 set -euo pipefail
 runs=runs/decisive
 out=docs/results/decisive
-fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200
+seeds=(${1:+--seeds "$1"})
+fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 "${seeds[@]}"
 if [ -d "$runs/hardcore" ]; then
   start=$(python docs/results/decisive/pick_start.py "$runs/walker/BipedalWalker-v3/momentum")
   fop-rl evaluate "$start" --model last --env BipedalWalkerHardcore-v3 --episodes 50 --json \
     > "$out/hardcore-finetune-start.json"
   mean=$(python -c "import json; print(round(json.load(open('$out/hardcore-finetune-start.json'))['mean'], 1))")
   fop-rl report "$runs/hardcore" --out "$out/hardcore-finetune" --threshold 0 \
-    --reference "common start=$mean"
+    --reference "common start=$mean" "${seeds[@]}"
 fi
 mkdir -p "$out/inspect"
 for label_dir in "$runs"/*/*/fop-*; do
