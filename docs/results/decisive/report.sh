@@ -9,12 +9,20 @@ out=docs/results/decisive
 seeds=(${1:+--seeds "$1"})
 fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 "${seeds[@]}"
 if [ -d "$runs/hardcore" ]; then
-  start=$(python docs/results/decisive/pick_start.py "$runs/walker/BipedalWalker-v3/momentum")
+  start=$(python docs/results/decisive/best_run.py "$runs/walker/BipedalWalker-v3/momentum")
   fop-rl evaluate "$start" --model last --env BipedalWalkerHardcore-v3 --episodes 50 --json \
     > "$out/hardcore-finetune-start.json"
   mean=$(python -c "import json; print(round(json.load(open('$out/hardcore-finetune-start.json'))['mean'], 1))")
   fop-rl report "$runs/hardcore" --out "$out/hardcore-finetune" --threshold 0 \
     --reference "common start=$mean" "${seeds[@]}"
+  # the hard-terrain agent shown: the run whose last model has the best final evaluation
+  if best=$(python docs/results/decisive/best_run.py "$runs"/hardcore/*/*); then
+    gif="$out/hardcore-finetune/best-agent.gif"
+    rm -f "$gif"  # this script's own figure, made again
+    fop-rl render "$best" --model last --out "$gif" --fps 12 --scale 0.4 \
+      > "$out/hardcore-finetune/best-agent.txt"
+    echo "run: $best" >> "$out/hardcore-finetune/best-agent.txt"
+  fi
 fi
 mkdir -p "$out/inspect"
 for label_dir in "$runs"/*/*/fop-*; do

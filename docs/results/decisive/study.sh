@@ -3,7 +3,7 @@
 # the packaged (tuned) settings: docs/results/tuning/ for momentum, adam and fop-momentum; the
 # FOP variants carried from the screening (docs/results/variants/) take fop-momentum's.
 #   Walker: seeds 0-9, 1,000,000 steps per run (EnvPool, which passed the equivalence check).
-#   Hard terrain: one common start (pick_start.py: the momentum walker whose last model has the
+#   Hard terrain: one common start (best_run.py: the momentum walker whose last model has the
 #   best 50-episode final evaluation), fine-tuned by each optimizer on
 #   BipedalWalkerHardcore-v3, seeds 0-4, 1,000,000 steps per run.
 # Run from the repository root, ideally from a checkout no one edits meanwhile. Re-running
@@ -17,7 +17,7 @@ for seeds in 0-1 2-3 4-5 6-7 8-9; do
     --optimizers "${labels[@]}" --seeds "$seeds" --timesteps 1000000 --jobs 2 \
     --runs-dir "$runs/walker"
 done
-start=$(python docs/results/decisive/pick_start.py "$runs/walker/BipedalWalker-v3/momentum")
+start=$(python docs/results/decisive/best_run.py "$runs/walker/BipedalWalker-v3/momentum")
 for seeds in 0-1 2-3 4; do
   /usr/bin/time -f "hard terrain seeds $seeds: %e s wall" fop-rl sweep \
     --env BipedalWalkerHardcore-v3 --optimizers "${labels[@]}" --seeds "$seeds" \
