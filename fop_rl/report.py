@@ -18,7 +18,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,10 +146,8 @@ def aggregate(runs: list[Run], level: float, reps: int, seed: int = 0
         iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
         group = Group(env_id, label, [r.seed for r in members], grid, values, median, m_low,
                       m_high, iqm, i_low, i_high,
-                      wall_times=[r.wall_time_s for r in members if r.wall_time_s is not None])
-        for r in members:
-            if r.versions is not None and r.versions not in group.versions:
-                group.versions.append(r.versions)
+                      wall_times=[r.wall_time_s for r in members if r.wall_time_s is not None],
+                      versions=_distinct(r.versions for r in members if r.versions is not None))
         finals = [r.final_eval for r in members if r.final_eval is not None]
         if finals and len(finals) < len(members):
             problems.append(f"{env_id}/{label}: {len(finals)} of {len(members)} seeds have a "
@@ -217,6 +215,15 @@ def _distribution(seeds: list[int], values: np.ndarray, level: float, reps: int,
     return {"median": float(median[0]), "median_ci": [float(m_low[0]), float(m_high[0])],
             "iqm": float(iqm[0]), "iqm_ci": [float(i_low[0]), float(i_high[0])],
             "mean": float(values.mean()), "per_seed": _per_seed(seeds, values)}
+
+
+def _distinct(items: Iterable[dict]) -> list[dict]:
+    """Each distinct dict once, in order of first appearance (dicts cannot go in a set)."""
+    out: list[dict] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def _per_seed(seeds: list[int], values: np.ndarray) -> dict[str, float]:
@@ -325,10 +332,7 @@ def _compute_lines(labels: dict[str, dict]) -> list[str]:
         lines += [f"| {label} | {t['runs']} | {t['median'] / 60:.1f} min | "
                   f"{t['total'] / 3600:.2f} h |" for label, t in timed.items()]
         lines.append("")
-    distinct: list[dict] = []
-    for r in labels.values():
-        distinct += [v for v in r.get("versions", []) if v not in distinct]
-    for versions in distinct:
+    for versions in _distinct(v for r in labels.values() for v in r.get("versions", [])):
         lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()), ""]
     return lines
 
