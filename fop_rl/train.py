@@ -92,6 +92,11 @@ def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO]:
     if run.config["ppo"]["net_arch"] != config["ppo"]["net_arch"]:
         raise RunError(f"--init-from {source}: its networks ({run.config['ppo']['net_arch']}) "
                        f"differ from this config's ppo.net_arch ({config['ppo']['net_arch']})")
+    theirs, mine = run.config["ppo"]["gamma"], config["ppo"]["gamma"]
+    if theirs != mine:
+        # the value head and the return statistics were learned for the source's discount
+        print(f"note: --init-from {source} learned its values with ppo.gamma {theirs}; this run "
+              f"uses {mine} (--set ppo.gamma={theirs} keeps them consistent)", file=sys.stderr)
     return run, model
 
 

@@ -46,6 +46,8 @@ def test_fine_tuning_run_records_its_source_and_resumes(trained_run: Path, tmp_p
                            "momentum", "--timesteps", "512", "--run-dir", run_dir,
                            "--init-from", trained_run, "--init-model", "last", *tiny_args())
     assert code == 0, err
+    # the walker's discount (0.999) is not the hard terrain config's (0.99): said once
+    assert err.count("learned its values with ppo.gamma 0.999; this run uses 0.99") == 1
     saved = rundir.read_config(run_dir)["training"]
     assert saved["init_from"] == str(trained_run) and saved["init_model"] == "last"
     source = rundir.read_status(run_dir)["init_from"]
