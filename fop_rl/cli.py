@@ -6,16 +6,33 @@ Bad input of any kind ends with one line ``error: ...`` on stderr and exit statu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from fop_rl.config import BACKENDS, ConfigError
 from fop_rl.rundir import RunError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a scheduler, kill, a closing session) stops a sweep or tune as Ctrl-C does:
+    their runs are processes of their own, which only the parent's clean stop reaches."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class UsageError(Exception):
@@ -336,7 +353,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             last_line[0] = time.monotonic()
 
     try:
-        failed = sweep.run(jobs, backend, show)
+        with _sigterm_as_ctrl_c():
+            failed = sweep.run(jobs, backend, show)
     except KeyboardInterrupt:
         print("\nsweep interrupted: running runs saved checkpoints; run the same command "
               "again to finish", file=sys.stderr)
@@ -393,18 +411,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     def on_end(trial, state: str, detail: str) -> None:
         print(f"trial {trial.number} {state.lower()} ({detail}): {trial.params}", flush=True)
 
-    def interrupt(signum, frame):  # SIGTERM (a scheduler, kill) stops it as Ctrl-C does
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        complete = tuner.run(args.trials, on_end)
+        with _sigterm_as_ctrl_c():
+            complete = tuner.run(args.trials, on_end)
     except KeyboardInterrupt:
         print("\ntune interrupted: running trials marked failed; run the same command again "
               "to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
         written = tune.write_outputs(study, folder, cfg, args.optimizer)
     table = Table(title=f"best trials of {name}")
     rows = tune.summary(study)

@@ -66,7 +66,7 @@ def test_interrupted_sweep_finishes_on_rerun(tmp_path: Path, capsys):
     while rundir.latest_checkpoint(first) is None and proc.poll() is None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # as Ctrl-C: the runs, processes of their own, stop too
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     statuses = [(rundir.read_status(runs / ENV / "momentum" / f"seed-{s}") or {}).get("status")
