@@ -3,7 +3,7 @@
     <run_dir>/config.yaml            the fully resolved config: the run can be redone from it
               run.json               status (running|interrupted|complete|failed), progress,
                                      wall time (and evaluation's share), env steps/s,
-                                     package versions
+                                     package versions, the training process (host, pid)
               model.zip              the last model (optimizer state inside)
               vecnormalize.pkl       its normalisation statistics
               best_model.zip         the best evaluated model, and best_vecnormalize.pkl
@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import platform
+import socket
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -73,6 +74,33 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     status.update(fields)
     atomic_write_text(run_dir / RUN_JSON, json.dumps(status, indent=2) + "\n")
     return status
+
+
+def process() -> dict[str, Any]:
+    """This process, as run.json records the one that trains the run."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, but is someone else's
+        return True
+    return True
+
+
+def check_not_training(run_dir: Path) -> None:
+    """RunError if another live process on this machine is training the run: a second one
+    (a resume, --force, a second sweep) would corrupt or delete it."""
+    status = read_status(run_dir) or {}
+    pid = status.get("pid")
+    if (status.get("status") == "running" and status.get("host") == socket.gethostname()
+            and pid not in (None, os.getpid()) and alive(pid)):
+        raise RunError(f"{run_dir} is being trained by process {pid} on this machine; stop it "
+                       "(Ctrl-C or SIGTERM saves a checkpoint) or let it finish")
 
 
 def versions() -> dict[str, str]:

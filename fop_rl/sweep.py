@@ -69,6 +69,7 @@ def plan(config_path: Path | None, env_id: str | None, optimizers: Iterable[str]
             env = cfg["env"]["id"]
             run_dir = rundir.default_run_dir(env, optimizer, seed, runs_dir)
             log = runs_dir / "logs" / env / optimizer / f"seed-{seed}.log"
+            rundir.check_not_training(run_dir)  # another sweep's, say: leave it alone
             status = (rundir.read_status(run_dir) or {}).get("status")
             if status == "complete":
                 argv, state = [], "skipped"

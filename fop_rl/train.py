@@ -46,6 +46,7 @@ class Interrupted(Exception):
 
 def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
     """Refuse to overwrite a run unless asked: nothing on disk is lost by mistake."""
+    rundir.check_not_training(run_dir)
     if resume:
         if rundir.latest_checkpoint(run_dir) is None:
             raise RunError(f"{run_dir} has no checkpoint to resume from")
@@ -149,7 +150,8 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
                         backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
-                        versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                        versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        **rundir.process())
 
     (run_dir / "monitor").mkdir(exist_ok=True)
     checkpoint = rundir.latest_checkpoint(run_dir) if resume else None

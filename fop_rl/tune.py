@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -136,7 +134,7 @@ class Tuner:
         orphans = []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
-            if host == socket.gethostname() and pid is not None and not _alive(pid):
+            if host == rundir.process()["host"] and pid is not None and not rundir.alive(pid):
                 self.study._storage.set_trial_user_attr(
                     t._trial_id, "fail_reason", f"its tune process (pid {pid}) died")
                 self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
@@ -145,8 +143,8 @@ class Tuner:
 
     def start(self) -> None:
         trial = self.study.ask()
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
+        for key, value in rundir.process().items():  # host, pid: see fail_orphans
+            trial.set_user_attr(key, value)
         params = suggest(trial, self.space)
         jobs = []
         for seed in self.seeds:
@@ -222,16 +220,6 @@ class Tuner:
         self.study.tell(running.trial, value,
                         state=getattr(optuna.trial.TrialState, state))
         return state, detail
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _failure(job: Job) -> str:

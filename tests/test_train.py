@@ -165,12 +165,21 @@ def test_same_seed_gives_identical_evaluations(tmp_path: Path, capsys, backend: 
 
 
 def test_interrupted_run_resumes_to_the_end(tmp_path: Path, capsys):
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "BipedalWalker-v3" / "fop-momentum" / "seed-0"  # as a sweep's
     proc = cli_subprocess("train", "--timesteps", "3072", "--run-dir", run_dir, *tiny_args())
     deadline = time.monotonic() + 240
     while rundir.latest_checkpoint(run_dir) is None and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
         time.sleep(0.2)
+    # while it trains, no second process may resume it, start it over or sweep over it
+    for argv in (["train", "--run-dir", run_dir, "--resume"],
+                 ["train", "--run-dir", run_dir, "--force", *tiny_args()],
+                 ["sweep", "--optimizers", "fop-momentum", "--seeds", "0", "--runs-dir", tmp_path]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and err == (f"error: {run_dir} is being trained by process {proc.pid} "
+                                     "on this machine; stop it (Ctrl-C or SIGTERM saves a "
+                                     "checkpoint) or let it finish\n"), argv
+        assert rundir.latest_checkpoint(run_dir) is not None
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
