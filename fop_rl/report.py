@@ -18,7 +18,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,32 +292,50 @@ def _interval(value: float, ci: list[float]) -> str:
     return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
-def markdown(summary: dict, baseline: str | None, level: float) -> str:
+DEFAULT_BASELINES = ("momentum", "adam")
+
+
+def _bases(labels: Collection[str], baselines: Sequence[str] | None) -> list[str]:
+    """The baselines of a group's P(improvement) columns: those asked for (by default
+    momentum and Adam) that it has, else its first label."""
+    present = [b for b in (baselines or DEFAULT_BASELINES) if b in labels]
+    return present or [next(iter(labels))]
+
+
+def _versus(bases: list[str]) -> tuple[str, str]:
+    """The P(improvement) columns' headers and their markdown rule."""
+    return ("".join(f" P(improvement) vs {b} |" for b in bases), "---|" * len(bases))
+
+
+def _probabilities(prob_improvement: dict, bases: list[str]) -> str:
+    return "".join(f" {_probability(prob_improvement.get(b))} |" for b in bases)
+
+
+def markdown(summary: dict, baselines: Sequence[str] | None, level: float) -> str:
     lines = ["# Report", "",
              f"Best-so-far mean evaluation return at each group's final common step; "
-             f"[{level:.0%} bootstrap CI]. P(improvement): probability that a run of the row "
-             "beats a run of the baseline (rliable). AUC: the best-so-far curve's mean over "
-             "the evaluation points (learning early counts).", ""]
+             f"[{level:.0%} bootstrap CI]. P(improvement) vs X: probability that a run of the "
+             "row beats a run of X (rliable). AUC: the best-so-far curve's mean over the "
+             "evaluation points (learning early counts).", ""]
     for env_id, labels in summary.items():
-        base = baseline if baseline in labels else ("momentum" if "momentum" in labels
-                                                    else next(iter(labels)))
+        bases = _bases(labels, baselines)
+        headers, rule = _versus(bases)
         lines += [f"## {env_id}", "",
-                  f"| label | seeds | final step | final median | IQM | mean | "
-                  f"P(improvement) vs {base} | AUC median | steps to threshold |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  f"| label | seeds | final step | final median | IQM | mean |{headers} "
+                  f"AUC median | steps to threshold |", f"|---|---|---|---|---|---|{rule}---|---|"]
         for label, r in labels.items():
             final = r["final"]
-            prob = _probability(r["prob_improvement"].get(base))
             steps = r["steps_to_threshold"]
             lines.append(f"| {label} | {r['seeds']} | {r['final_step']} | "
                          f"{_interval(final['median'], final['median_ci'])} | "
-                         f"{_interval(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} | "
-                         f"{prob} | {_interval(r['auc']['median'], r['auc']['median_ci'])} | "
+                         f"{_interval(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} |"
+                         f"{_probabilities(r['prob_improvement'], bases)} "
+                         f"{_interval(r['auc']['median'], r['auc']['median_ci'])} | "
                          f"{'-' if steps is None else steps} |")
         lines += ["", f"![{env_id}]({env_id}.png)", ""]
         evaluated = {label: r["final_eval"] for label, r in labels.items() if "final_eval" in r}
         if evaluated:
-            lines += _final_table(evaluated, base)
+            lines += _final_table(evaluated, bases)
         lines += _compute_lines(labels)
     return "\n".join(lines)
 
@@ -337,26 +355,28 @@ def _compute_lines(labels: dict[str, dict]) -> list[str]:
     return lines
 
 
-def _final_table(evaluated: dict[str, dict], base: str) -> list[str]:
+def _final_table(evaluated: dict[str, dict], bases: list[str]) -> list[str]:
     """The final models' table: each run's last model on many deterministic episodes."""
+    headers, rule = _versus(bases)
     lines = ["Final model: each run's last model, mean return over its deterministic "
              "episodes (`final_evaluation.json`); median over seeds [CI].", "",
-             f"| label | episodes per run | final median | IQM | mean | P(improvement) vs "
-             f"{base} |", "|---|---|---|---|---|---|"]
+             f"| label | episodes per run | final median | IQM | mean |{headers}",
+             f"|---|---|---|---|---|{rule}"]
     for label, f in evaluated.items():
-        prob = _probability(f["prob_improvement"].get(base))
         lines.append(f"| {label} | {f['episodes']} | {_interval(f['median'], f['median_ci'])} | "
-                     f"{_interval(f['iqm'], f['iqm_ci'])} | {f['mean']:.1f} | {prob} |")
+                     f"{_interval(f['iqm'], f['iqm_ci'])} | {f['mean']:.1f} |"
+                     f"{_probabilities(f['prob_improvement'], bases)}")
     return [*lines, ""]
 
 
 def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: int = 2000,
-           threshold: float | None = None, baseline: str | None = None,
+           threshold: float | None = None, baselines: Sequence[str] | None = None,
            reference: tuple[str, float] | None = None, seeds: Collection[int] | None = None
            ) -> tuple[Path, list[str]]:
     """Write the report files; return their folder and the warnings. ``reference``: a named
     return drawn on the figures (a fine-tuning run's start, for instance). ``seeds``: only
-    these (the complete pairs of a study still running, for instance)."""
+    these (the complete pairs of a study still running, for instance). ``baselines``: the
+    labels report.md compares every label with (report.json has every pair)."""
     if not runs_dir.is_dir():
         raise RunError(f"runs directory {runs_dir} does not exist")
     runs, problems = find_runs(runs_dir)
@@ -377,5 +397,7 @@ def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: i
         plot(env_id, labels, level, out / f"{env_id}.png", threshold, reference)
     write_csv(groups, out / "curves.csv")
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "report.md").write_text(markdown(summary, baseline, level))
-    return out, problems + group_problems
+    missing = [f"{env_id}: no label {b} to compare with" for env_id, labels in summary.items()
+               for b in baselines or () if b not in labels]
+    (out / "report.md").write_text(markdown(summary, baselines, level))
+    return out, problems + group_problems + missing

@@ -168,7 +168,12 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert len(fop_rows) == 12 and float(fop_rows[-1]["median"]) == pytest.approx(
         np.median(finals), abs=1e-3)
     markdown = (out / "report.md").read_text()
-    assert "| fop-momentum | 5 |" in markdown and "P(improvement) vs momentum" in markdown
+    assert "| fop-momentum | 5 |" in markdown
+    # by default against momentum and Adam, where a group has them (the walker's Adam runs
+    # are unreadable; the hard terrain has only Adam)
+    walker, hardcore = markdown.split("## BipedalWalkerHardcore-v3")
+    assert "P(improvement) vs momentum |" in walker and "vs adam" not in walker
+    assert "P(improvement) vs adam |" in hardcore and "vs momentum" not in hardcore
 
 
 def test_report_draws_a_reference_line(runs_dir: Path, tmp_path: Path, capsys):
@@ -208,10 +213,17 @@ def test_report_follows_linked_runs(runs_dir: Path, tmp_path: Path, capsys):
     (side.parent / "again").symlink_to(side.parent)
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
-                           "--baseline", "baseline")
+                           "--baseline", "variant", "baseline", "momentum")
     assert code == 0, err
+    assert "warning: BipedalWalker-v3: no label momentum to compare with" in err
     summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
     assert set(summary) == {"baseline", "variant"}
+    lines = (out / "report.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| label | seeds"))
+    assert "| P(improvement) vs variant | P(improvement) vs baseline | AUC" in header
+    row = next(line for line in lines if line.startswith("| variant | 5 |"))
+    p = summary["variant"]["prob_improvement"]["baseline"]
+    assert f"| - | {p['value']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}] |" in row
     assert summary["variant"]["seeds"] == 5 and summary["baseline"]["seeds"] == 6
 
 

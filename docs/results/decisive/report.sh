@@ -9,7 +9,9 @@ out=docs/results/decisive
 seeds=(${1:+--seeds "$1"})
 fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 "${seeds[@]}"
 if [ -d "$runs/hardcore" ]; then
-  start=$(python docs/results/decisive/best_run.py "$runs/walker/BipedalWalker-v3/momentum")
+  # the start the fine-tunes recorded (best_run.py's choice when the walker part ended)
+  start=$(python -c "import glob, json; print(json.load(open(sorted(glob.glob(
+    '$runs/hardcore/*/*/seed-*/run.json'))[0]))['init_from']['run_dir'])")
   fop-rl evaluate "$start" --model last --env BipedalWalkerHardcore-v3 --episodes 50 --json \
     > "$out/hardcore-finetune-start.json"
   mean=$(python -c "import json; print(round(json.load(open('$out/hardcore-finetune-start.json'))['mean'], 1))")
