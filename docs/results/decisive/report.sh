@@ -7,7 +7,18 @@ set -euo pipefail
 runs=runs/decisive
 out=docs/results/decisive
 seeds=(${1:+--seeds "$1"})
-fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 "${seeds[@]}"
+# every label on the same seeds (0-9); the extra seeds of two labels, if any, further below
+fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 --seeds "${1:-0-9}"
+extra=("$runs"/walker/BipedalWalker-v3/*/seed-1[0-9])
+if [ -z "${1:-}" ] && [ -e "${extra[0]}" ]; then
+  # the labels that have seeds 10-19, all their seeds, through a folder of links
+  both="$runs/walker-seeds-0-19/BipedalWalker-v3"
+  rm -rf "$both" && mkdir -p "$both"
+  for label in $(printf '%s\n' "${extra[@]}" | xargs -n1 dirname | sort -u); do
+    ln -s "$(realpath "$label")" "$both/$(basename "$label")"
+  done
+  fop-rl report "$runs/walker-seeds-0-19" --out "$out/bipedal-walker-seeds-0-19" --threshold 200
+fi
 if [ -d "$runs/hardcore" ]; then
   # the start the fine-tunes recorded (best_run.py's choice when the walker part ended)
   start=$(python -c "import glob, json; print(json.load(open(sorted(glob.glob(
