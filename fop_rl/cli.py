@@ -199,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="report steps to reach this return")
     p.add_argument("--reference", metavar="NAME=RETURN", type=_reference,
                    help="a horizontal line on the figures, e.g. 'common start=-60.5'")
-    p.add_argument("--baseline", nargs="+", metavar="LABEL",
-                   help="labels report.md compares every label with (default: momentum and "
-                        "adam, those present)")
+    p.add_argument("--baseline", action="append", metavar="LABEL",
+                   help="a label report.md compares every label with (repeatable; default: "
+                        "momentum and adam, those present)")
     p.add_argument("--seeds", metavar="SPEC",
                    help="only these seeds, like 0-3 or 0,3,7 (default: every seed found)")
 

@@ -213,7 +213,8 @@ def test_report_follows_linked_runs(runs_dir: Path, tmp_path: Path, capsys):
     (side.parent / "again").symlink_to(side.parent)
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
-                           "--baseline", "variant", "baseline", "momentum")
+                           "--baseline", "variant", "--baseline", "baseline",
+                           "--baseline", "momentum")
     assert code == 0, err
     assert "warning: BipedalWalker-v3: no label momentum to compare with" in err
     summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
