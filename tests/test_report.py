@@ -65,6 +65,27 @@ def test_probability_of_improvement_of_separated_groups():
     assert stats.probability_of_improvement(high[:3], low[1:], 0.95, 300)[0] == pytest.approx(u)
 
 
+def test_resample_statistics_equal_rliables_and_scipys():
+    from rliable import library as rly
+    from rliable import metrics
+
+    rng = np.random.default_rng(4)
+    for n, m in ((10, 10), (7, 12), (5, 4)):
+        x = rng.normal(0, 1, (n, 1)).round(1)  # rounded: ties happen
+        y = rng.normal(0.3, 1, (m, 1)).round(1)
+        assert stats.improvement(x, y) == pytest.approx(
+            metrics.probability_of_improvement(x, y), abs=1e-12)
+        columns = rng.normal(0, 1, (n, 6))
+        np.testing.assert_allclose(stats.interquartile_mean(columns),
+                                   scipy_stats.trim_mean(columns, 0.25, axis=0), atol=1e-12)
+        # the same bootstrap, so the same CI as rliable's own metric gives
+        np.random.seed(2)
+        _, reference = rly.get_interval_estimates({"p": (x, y)},
+                                                  metrics.probability_of_improvement, reps=300)
+        _, low, high = stats.probability_of_improvement(x[:, 0], y[:, 0], 0.95, 300, seed=2)
+        assert [low, high] == pytest.approx(reference["p"][:, 0].tolist(), abs=1e-12)
+
+
 def test_best_so_far_grid_and_threshold():
     np.testing.assert_array_equal(stats.best_so_far(np.array([1.0, 3.0, 2.0, 5.0])),
                                   [1, 3, 3, 5])
