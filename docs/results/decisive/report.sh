@@ -21,6 +21,9 @@ if [ -z "${1:-}" ] && [ -e "${extra[0]}" ]; then
     ln -s "$(realpath "$label")" "$both/$(basename "$label")"
   done
   fop-rl report "$runs/walker-seeds-0-19" --out "$out/bipedal-walker-seeds-0-19" --threshold 200
+  # seeds 10-19 alone: the FOP label was chosen on seeds 0-9, so only these test it unbiased
+  fop-rl report "$runs/walker-seeds-0-19" --out "$out/bipedal-walker-seeds-10-19" \
+    --threshold 200 --seeds 10-19
 fi
 if [ -d "$runs/hardcore" ]; then
   # the start the fine-tunes recorded (best_run.py's choice when the walker part ended)
