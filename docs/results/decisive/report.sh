@@ -51,6 +51,7 @@ for label_dir in "$runs"/*/*/fop-*; do
     [ -f "$run/model.zip" ] || continue
     terrain=$(basename "$(dirname "$(dirname "$label_dir")")")
     name="$terrain-$(basename "$label_dir")-$(basename "$run")"
+    [ "$out/inspect/$name.txt" -nt "$run/model.zip" ] && continue  # inspected since it ended
     fop-rl inspect "$run" --model last --out "$runs/inspect-$name.png" > "$out/inspect/$name.txt"
   done
 done
