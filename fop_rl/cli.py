@@ -449,7 +449,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     print((out / "report.md").read_text())
-    print(f"wrote {out}/: report.md, report.json, curves.csv and one PNG per environment")
+    print(f"wrote {out}/: report.md, report.json, curves.csv and two PNGs per environment")
     return 0
 
 

@@ -37,7 +37,7 @@ class Run:
     label: str
     seed: int
     timesteps: np.ndarray
-    best_so_far: np.ndarray  # of the mean evaluation return
+    returns: np.ndarray  # each evaluation's mean return
     final_eval: tuple[int, float] | None = None  # (episodes, mean return) of the last model
     wall_time_s: float | None = None  # from run.json, summed over resumptions
     versions: dict[str, str] | None = None
@@ -58,6 +58,10 @@ class Group:
     iqm: np.ndarray
     iqm_low: np.ndarray
     iqm_high: np.ndarray
+    # the evaluations themselves (not best-so-far): median over seeds and its CI
+    eval_median: np.ndarray | None = None
+    eval_low: np.ndarray | None = None
+    eval_high: np.ndarray | None = None
     final_eval: np.ndarray | None = None  # per seed, when every seed has one
     final_eval_episodes: int | None = None
     wall_times: list[float] = field(default_factory=list)  # of the seeds that recorded one
@@ -89,7 +93,7 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
             continue
         status = read_status(seed_dir) or {}
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
-                        timesteps.astype(np.int64), stats.best_so_far(means),
+                        timesteps.astype(np.int64), means,
                         _final_evaluation(seed_dir, problems), status.get("wall_time_s"),
                         status.get("versions")))
     return runs, problems
@@ -140,12 +144,14 @@ def aggregate(runs: list[Run], level: float, reps: int, seed: int = 0
         if len(lasts) > 1:
             problems.append(f"{env_id}/{label}: seeds end at different steps ({min(lasts)} to "
                             f"{max(lasts)}); compared up to {min(lasts)}")
-        grid, values = stats.on_grid([r.timesteps for r in members],
-                                     [r.best_so_far for r in members])
+        timesteps = [r.timesteps for r in members]
+        grid, values = stats.on_grid(timesteps, [stats.best_so_far(r.returns) for r in members])
         median, m_low, m_high = stats.median_ci(values, level, reps, seed)
         iqm, i_low, i_high = stats.iqm_ci(values, level, reps, seed)
+        _, returns = stats.on_grid(timesteps, [r.returns for r in members])
         group = Group(env_id, label, [r.seed for r in members], grid, values, median, m_low,
                       m_high, iqm, i_low, i_high,
+                      *stats.median_ci(returns, level, reps, seed),
                       wall_times=[r.wall_time_s for r in members if r.wall_time_s is not None],
                       versions=_distinct(r.versions for r in members if r.versions is not None))
         finals = [r.final_eval for r in members if r.final_eval is not None]
@@ -260,7 +266,10 @@ def write_csv(groups: dict[str, dict[str, Group]], path: Path) -> None:
 
 
 def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
-         threshold: float | None, reference: tuple[str, float] | None = None) -> None:
+         threshold: float | None, reference: tuple[str, float] | None = None,
+         evaluations: bool = False) -> None:
+    """The median best-so-far curves with their CIs, or (``evaluations``) the median of the
+    evaluations themselves, where a run that loses a good policy shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -268,14 +277,17 @@ def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, g in labels.items():
-        line, = ax.plot(g.grid, g.median, lw=2, label=f"{label} ({len(g.seeds)} seeds)")
-        ax.fill_between(g.grid, g.median_low, g.median_high, color=line.get_color(), alpha=0.2)
+        median, low, high = ((g.eval_median, g.eval_low, g.eval_high) if evaluations
+                             else (g.median, g.median_low, g.median_high))
+        line, = ax.plot(g.grid, median, lw=2, label=f"{label} ({len(g.seeds)} seeds)")
+        ax.fill_between(g.grid, low, high, color=line.get_color(), alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
     if reference is not None:
         name, value = reference
         ax.axhline(value, color="black", ls=":", lw=1.5, label=f"{name} ({value:g})")
-    ax.set(xlabel="environment steps", ylabel="best-so-far evaluation return (median)",
+    what = "evaluation return" if evaluations else "best-so-far evaluation return"
+    ax.set(xlabel="environment steps", ylabel=f"{what} (median)",
            title=f"{env_id}: median over seeds, {level:.0%} bootstrap CI")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -332,7 +344,9 @@ def markdown(summary: dict, baselines: Sequence[str] | None, level: float) -> st
                          f"{_probabilities(r['prob_improvement'], bases)} "
                          f"{_interval(r['auc']['median'], r['auc']['median_ci'])} | "
                          f"{'-' if steps is None else steps} |")
-        lines += ["", f"![{env_id}]({env_id}.png)", ""]
+        lines += ["", f"![{env_id}]({env_id}.png)", "",
+                  "Each evaluation's own mean return (not the best so far), median over seeds:",
+                  "", f"![{env_id}, evaluations]({env_id}-evaluations.png)", ""]
         evaluated = {label: r["final_eval"] for label, r in labels.items() if "final_eval" in r}
         if evaluated:
             lines += _final_table(evaluated, bases)
@@ -395,6 +409,8 @@ def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: i
     out.mkdir(parents=True, exist_ok=True)
     for env_id, labels in groups.items():
         plot(env_id, labels, level, out / f"{env_id}.png", threshold, reference)
+        plot(env_id, labels, level, out / f"{env_id}-evaluations.png", threshold, reference,
+             evaluations=True)
     write_csv(groups, out / "curves.csv")
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     missing = [f"{env_id}: no label {b} to compare with" for env_id, labels in summary.items()

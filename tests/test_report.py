@@ -139,7 +139,8 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     assert "BipedalWalkerHardcore-v3/adam: only 2 seed(s)" in err
     assert "BipedalWalker-v3/momentum: seeds end at different steps" in err
     for name in ("report.md", "report.json", "curves.csv", "BipedalWalker-v3.png",
-                 "BipedalWalkerHardcore-v3.png"):
+                 "BipedalWalkerHardcore-v3.png", "BipedalWalker-v3-evaluations.png",
+                 "BipedalWalkerHardcore-v3-evaluations.png"):
         assert (out / name).exists(), name
 
     summary = json.loads((out / "report.json").read_text())
@@ -195,6 +196,19 @@ def test_report_end_to_end(runs_dir: Path, tmp_path: Path, capsys):
     walker, hardcore = markdown.split("## BipedalWalkerHardcore-v3")
     assert "P(improvement) vs momentum |" in walker and "vs adam" not in walker
     assert "P(improvement) vs adam |" in hardcore and "vs momentum" not in hardcore
+
+
+def test_evaluation_curves_are_the_evaluations_themselves(tmp_path: Path):
+    from fop_rl.report import aggregate, find_runs
+
+    raw = [np.array([0.0, 100.0, 200.0, 50.0]) + seed for seed in range(5)]  # a policy lost
+    for seed, returns in enumerate(raw):
+        write_run(tmp_path, "BipedalWalker-v3", "fop-momentum", seed, returns)
+    groups, _ = aggregate(find_runs(tmp_path)[0], 0.95, reps=200)
+    fop = groups["BipedalWalker-v3"]["fop-momentum"]
+    np.testing.assert_allclose(fop.eval_median, [2.0, 102.0, 202.0, 52.0])
+    np.testing.assert_allclose(fop.median, [2.0, 102.0, 202.0, 202.0])  # best so far
+    assert np.all(fop.eval_low <= fop.eval_median) and np.all(fop.eval_median <= fop.eval_high)
 
 
 def test_report_draws_a_reference_line(runs_dir: Path, tmp_path: Path, capsys):
