@@ -59,9 +59,9 @@ class Group:
     iqm_low: np.ndarray
     iqm_high: np.ndarray
     # the evaluations themselves (not best-so-far): median over seeds and its CI
-    eval_median: np.ndarray | None = None
-    eval_low: np.ndarray | None = None
-    eval_high: np.ndarray | None = None
+    eval_median: np.ndarray
+    eval_low: np.ndarray
+    eval_high: np.ndarray
     final_eval: np.ndarray | None = None  # per seed, when every seed has one
     final_eval_episodes: int | None = None
     wall_times: list[float] = field(default_factory=list)  # of the seeds that recorded one
