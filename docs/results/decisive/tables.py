@@ -1,6 +1,7 @@
-"""The decisive study's tables from a report.json, in markdown, per environment: the summary
-the README shows (both metrics side by side, P(improvement) against momentum and Adam) and
-each seed's numbers. Written from the report, never copied by hand.
+"""The decisive study's tables from a report.json, in markdown, per environment: final score
+(both metrics side by side), speed of learning (area under the curve, steps to threshold),
+each with P(improvement) against momentum and Adam, and each seed's numbers. Written from the
+report, never copied by hand.
 
     python docs/results/decisive/tables.py docs/results/decisive/bipedal-walker/report.json
 """
@@ -23,25 +24,36 @@ def versus(prob_improvement: dict, baseline: str) -> str:
     return "-" if p is None else interval(p["value"], p["ci"], 2)
 
 
-def summary(labels: dict[str, dict]) -> list[str]:
+def table(labels: dict[str, dict], columns: dict[str, str]) -> list[str]:
+    """One row per label: for each metric of ``columns`` (report.json key -> heading), the
+    median [CI] and P(better than) each baseline the group has."""
     bases = [b for b in BASELINES if b in labels]
-    lines = ["| label | seeds | best-so-far, median [95% CI] |"
-             + "".join(f" P(better than {b}) |" for b in bases)
-             + " last model, median [95% CI] |" + "".join(f" P(better than {b}) |" for b in bases)
-             + " steps to threshold |",
-             "|---|---|---|" + "---|" * len(bases) + "---|" + "---|" * len(bases) + "---|"]
+    header, rule = "| label | seeds |", "|---|---|"
+    for heading in columns.values():
+        header += f" {heading}, median [95% CI] |" + "".join(
+            f" P(better than {b}) |" for b in bases)
+        rule += "---|" * (1 + len(bases))
+    lines = [header, rule]
     for label, r in labels.items():
-        final, last = r["final"], r.get("final_eval")
-        steps = r["steps_to_threshold"]
-        row = (f"| {label} | {r['seeds']} | {interval(final['median'], final['median_ci'])} |"
-               + "".join(f" {versus(r['prob_improvement'], b)} |" for b in bases))
-        if last is None:
-            row += " - |" + " - |" * len(bases)
-        else:
-            row += (f" {interval(last['median'], last['median_ci'])} |"
-                    + "".join(f" {versus(last['prob_improvement'], b)} |" for b in bases))
-        lines.append(row + f" {'-' if steps is None else steps} |")
+        row = f"| {label} | {r['seeds']} |"
+        for key in columns:
+            metric = r.get(key)
+            if metric is None:
+                row += " - |" * (1 + len(bases))
+                continue
+            # the best-so-far's P(improvement) sits beside its block, the others' inside
+            probabilities = metric.get("prob_improvement", r["prob_improvement"])
+            row += f" {interval(metric['median'], metric['median_ci'])} |" + "".join(
+                f" {versus(probabilities, b)} |" for b in bases)
+        lines.append(row)
     return lines
+
+
+def speed(labels: dict[str, dict]) -> list[str]:
+    """Steps to the threshold of each label's median best-so-far curve."""
+    return ["| label | steps to threshold |", "|---|---|"] + [
+        f"| {label} | {'-' if r['steps_to_threshold'] is None else r['steps_to_threshold']} |"
+        for label, r in labels.items()]
 
 
 def per_seed(labels: dict[str, dict]) -> list[str]:
@@ -61,13 +73,19 @@ def per_seed(labels: dict[str, dict]) -> list[str]:
 def main() -> None:
     for env_id, labels in json.loads(Path(sys.argv[1]).read_text()).items():
         print(f"## {env_id}\n")
-        print("\n".join(summary(labels)) + "\n")
+        print("Final score:\n")
+        print("\n".join(table(labels, {"final": "best-so-far",
+                                        "final_eval": "last model"})) + "\n")
+        print("Speed of learning:\n")
+        print("\n".join(table(labels, {"auc": "area under the best-so-far curve"})) + "\n")
+        print("\n".join(speed(labels)) + "\n")
         print("\n".join(per_seed(labels)) + "\n")
     print("Best-so-far: the maximum of the 5-episode evaluations up to the final common step "
           "(the paper's metric). Last model: its mean over the final evaluation's deterministic "
-          "episodes. P(better than X): the probability that a run of the row beats a run of X "
-          "(rliable), with its 95% CI. Steps to threshold: where the median best-so-far curve "
-          "first reaches it.")
+          "episodes. Area under the curve: the best-so-far curve's mean over the evaluations "
+          "(learning early counts). P(better than X): the probability that a run of the row "
+          "beats a run of X (rliable), with its 95% CI. Steps to threshold: where the median "
+          "best-so-far curve first reaches it.")
 
 
 if __name__ == "__main__":
