@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reports of the decisive study so far (runs/decisive): report.json, report.md, curves.csv,
-# the figure and the README's tables (tables.md) per terrain, P's spectra at the end of the
+# the figure, the README's tables (tables.md) and late returns (late.md) per terrain, P's spectra at the end of the
 # FOP runs, the common start's return on the hard terrain. Safe to run while the study runs;
 # an argument (like 0-3) reports only those seeds, the complete ones, since partial runs cut
 # every label's common grid short.
@@ -12,6 +12,8 @@ seeds=(${1:+--seeds "$1"})
 fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 --seeds "${1:-0-9}"
 python docs/results/decisive/tables.py "$out/bipedal-walker/report.json" \
   > "$out/bipedal-walker/tables.md"
+python docs/results/decisive/late.py "$runs/walker/BipedalWalker-v3" "${1:-0-9}" \
+  > "$out/bipedal-walker/late.md"
 extra=("$runs"/walker/BipedalWalker-v3/*/seed-1[0-9])
 if [ -z "${1:-}" ] && [ -e "${extra[0]}" ]; then
   # the labels that have seeds 10-19, all their seeds, through a folder of links
@@ -36,6 +38,8 @@ if [ -d "$runs/hardcore" ]; then
     --reference "common start=$mean" "${seeds[@]}"
   python docs/results/decisive/tables.py "$out/hardcore-finetune/report.json" \
     > "$out/hardcore-finetune/tables.md"
+  python docs/results/decisive/late.py "$runs/hardcore/BipedalWalkerHardcore-v3" "${1:-0-4}" \
+    > "$out/hardcore-finetune/late.md"
   # the hard-terrain agent shown: the run whose last model has the best final evaluation
   if best=$(python docs/results/decisive/best_run.py "$runs"/hardcore/*/*); then
     gif="$out/hardcore-finetune/best-agent.gif"
