@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reports of the decisive study so far (runs/decisive): report.json, report.md, curves.csv,
-# the figure, the README's tables (tables.md) and late returns (late.md) per terrain, P's spectra at the end of the
-# FOP runs, the common start's return on the hard terrain. Safe to run while the study runs;
-# an argument (like 0-3) reports only those seeds, the complete ones, since partial runs cut
-# every label's common grid short.
+# the figures, the README's tables (tables.md) and late returns (late.md) per terrain, P's
+# spectra at the end of the FOP runs, the common start's return on the hard terrain. Safe to
+# run while the study runs; an argument (like 0-3) reports only those seeds, the complete
+# ones, since partial runs cut every label's common grid short.
 set -euo pipefail
 runs=runs/decisive
 out=docs/results/decisive
