@@ -50,7 +50,7 @@ if [ -d "$runs/hardcore" ]; then
   fi
 fi
 mkdir -p "$out/inspect"
-for label_dir in "$runs"/*/*/fop-*; do
+for label_dir in "$runs"/{walker,hardcore}/*/fop-*; do  # not the links of seeds 0-19
   for run in "$label_dir"/seed-*; do
     [ -f "$run/model.zip" ] || continue
     terrain=$(basename "$(dirname "$(dirname "$label_dir")")")
