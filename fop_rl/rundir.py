@@ -81,8 +81,11 @@ def process() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
+def alive_here(host: str | None, pid: int | None) -> bool | None:
+    """Whether the process recorded as ``host``, ``pid`` is alive: None when it ran on another
+    machine (or none was recorded), which this one cannot tell."""
+    if pid is None or host != socket.gethostname():
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -97,8 +100,8 @@ def check_not_training(run_dir: Path) -> None:
     (a resume, --force, a second sweep) would corrupt or delete it."""
     status = read_status(run_dir) or {}
     pid = status.get("pid")
-    if (status.get("status") == "running" and status.get("host") == socket.gethostname()
-            and pid not in (None, os.getpid()) and alive(pid)):
+    if (status.get("status") == "running" and pid != os.getpid()
+            and alive_here(status.get("host"), pid)):
         raise RunError(f"{run_dir} is being trained by process {pid} on this machine; stop it "
                        "(Ctrl-C or SIGTERM saves a checkpoint) or let it finish")
 

@@ -133,8 +133,8 @@ class Tuner:
 
         orphans = []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
-            if host == rundir.process()["host"] and pid is not None and not rundir.alive(pid):
+            pid = t.user_attrs.get("pid")
+            if rundir.alive_here(t.user_attrs.get("host"), pid) is False:
                 self.study._storage.set_trial_user_attr(
                     t._trial_id, "fail_reason", f"its tune process (pid {pid}) died")
                 self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
