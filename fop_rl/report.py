@@ -296,11 +296,13 @@ def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
     plt.close(fig)
 
 
-def _probability(p: dict | None) -> str:
+def probability_text(p: dict | None) -> str:
+    """A report.json probability of improvement as markdown shows it: value [low, high]."""
     return "-" if p is None else f"{p['value']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]"
 
 
-def _interval(value: float, ci: list[float]) -> str:
+def interval_text(value: float, ci: list[float]) -> str:
+    """A return and its CI as markdown shows them: value [low, high]."""
     return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
@@ -320,7 +322,7 @@ def _versus(bases: list[str]) -> tuple[str, str]:
 
 
 def _probabilities(prob_improvement: dict, bases: list[str]) -> str:
-    return "".join(f" {_probability(prob_improvement.get(b))} |" for b in bases)
+    return "".join(f" {probability_text(prob_improvement.get(b))} |" for b in bases)
 
 
 def markdown(summary: dict, baselines: Sequence[str] | None, level: float) -> str:
@@ -339,10 +341,10 @@ def markdown(summary: dict, baselines: Sequence[str] | None, level: float) -> st
             final = r["final"]
             steps = r["steps_to_threshold"]
             lines.append(f"| {label} | {r['seeds']} | {r['final_step']} | "
-                         f"{_interval(final['median'], final['median_ci'])} | "
-                         f"{_interval(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} |"
+                         f"{interval_text(final['median'], final['median_ci'])} | "
+                         f"{interval_text(final['iqm'], final['iqm_ci'])} | {final['mean']:.1f} |"
                          f"{_probabilities(r['prob_improvement'], bases)} "
-                         f"{_interval(r['auc']['median'], r['auc']['median_ci'])} | "
+                         f"{interval_text(r['auc']['median'], r['auc']['median_ci'])} | "
                          f"{'-' if steps is None else steps} |")
         lines += ["", f"![{env_id}]({env_id}.png)", "",
                   "Each evaluation's own mean return (not the best so far), median over seeds:",
@@ -377,8 +379,9 @@ def _final_table(evaluated: dict[str, dict], bases: list[str]) -> list[str]:
              f"| label | episodes per run | final median | IQM | mean |{headers}",
              f"|---|---|---|---|---|{rule}"]
     for label, f in evaluated.items():
-        lines.append(f"| {label} | {f['episodes']} | {_interval(f['median'], f['median_ci'])} | "
-                     f"{_interval(f['iqm'], f['iqm_ci'])} | {f['mean']:.1f} |"
+        lines.append(f"| {label} | {f['episodes']} | "
+                     f"{interval_text(f['median'], f['median_ci'])} | "
+                     f"{interval_text(f['iqm'], f['iqm_ci'])} | {f['mean']:.1f} |"
                      f"{_probabilities(f['prob_improvement'], bases)}")
     return [*lines, ""]
 

@@ -12,7 +12,7 @@ seeds=(${1:+--seeds "$1"})
 fop-rl report "$runs/walker" --out "$out/bipedal-walker" --threshold 200 --seeds "${1:-0-9}"
 python docs/results/decisive/tables.py "$out/bipedal-walker/report.json" \
   > "$out/bipedal-walker/tables.md"
-python docs/results/decisive/late.py "$runs/walker/BipedalWalker-v3" "${1:-0-9}" \
+python docs/results/decisive/late.py "$runs/walker" "${1:-0-9}" \
   > "$out/bipedal-walker/late.md"
 extra=("$runs"/walker/BipedalWalker-v3/*/seed-1[0-9])
 if [ -z "${1:-}" ] && [ -e "${extra[0]}" ]; then
@@ -38,7 +38,7 @@ if [ -d "$runs/hardcore" ]; then
     --reference "common start=$mean" "${seeds[@]}"
   python docs/results/decisive/tables.py "$out/hardcore-finetune/report.json" \
     > "$out/hardcore-finetune/tables.md"
-  python docs/results/decisive/late.py "$runs/hardcore/BipedalWalkerHardcore-v3" "${1:-0-4}" \
+  python docs/results/decisive/late.py "$runs/hardcore" "${1:-0-4}" \
     > "$out/hardcore-finetune/late.md"
   # the hard-terrain agent shown: the run whose last model has the best final evaluation
   if best=$(python docs/results/decisive/best_run.py "$runs"/hardcore/*/*); then

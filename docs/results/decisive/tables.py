@@ -12,22 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-BASELINES = ("momentum", "adam")
-
-
-def interval(value: float, ci: list[float], digits: int = 1) -> str:
-    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-
-
-def versus(prob_improvement: dict, baseline: str) -> str:
-    p = prob_improvement.get(baseline)
-    return "-" if p is None else interval(p["value"], p["ci"], 2)
+from fop_rl.report import DEFAULT_BASELINES, interval_text, probability_text
 
 
 def table(labels: dict[str, dict], columns: dict[str, str]) -> list[str]:
     """One row per label: for each metric of ``columns`` (report.json key -> heading), the
     median [CI] and P(better than) each baseline the group has."""
-    bases = [b for b in BASELINES if b in labels]
+    bases = [b for b in DEFAULT_BASELINES if b in labels]
     header, rule = "| label | seeds |", "|---|---|"
     for heading in columns.values():
         header += f" {heading}, median [95% CI] |" + "".join(
@@ -43,8 +34,8 @@ def table(labels: dict[str, dict], columns: dict[str, str]) -> list[str]:
                 continue
             # the best-so-far's P(improvement) sits beside its block, the others' inside
             probabilities = metric.get("prob_improvement", r["prob_improvement"])
-            row += f" {interval(metric['median'], metric['median_ci'])} |" + "".join(
-                f" {versus(probabilities, b)} |" for b in bases)
+            row += f" {interval_text(metric['median'], metric['median_ci'])} |" + "".join(
+                f" {probability_text(probabilities.get(b))} |" for b in bases)
         lines.append(row)
     return lines
 
