@@ -3,7 +3,8 @@
     <run_dir>/config.yaml            the fully resolved config: the run can be redone from it
               run.json               status (running|interrupted|complete|failed), progress,
                                      wall time (and evaluation's share), env steps/s,
-                                     package versions, the training process (host, pid)
+                                     package versions, the training process (host, boot
+                                     id, pid)
               model.zip              the last model (optimizer state inside)
               vecnormalize.pkl       its normalisation statistics
               best_model.zip         the best evaluated model, and best_vecnormalize.pkl
@@ -76,15 +77,26 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def _boot_id() -> str | None:
+    """Linux's id of this boot: it tells apart machines that share a host name (virtual
+    machines and containers are often all 'vm' or 'localhost')."""
+    with contextlib.suppress(OSError):
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return None
+
+
 def process() -> dict[str, Any]:
     """This process, as run.json records the one that trains the run."""
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": os.getpid()}
 
 
-def alive_here(host: str | None, pid: int | None) -> bool | None:
-    """Whether the process recorded as ``host``, ``pid`` is alive: None when it ran on another
-    machine (or none was recorded), which this one cannot tell."""
-    if pid is None or host != socket.gethostname():
+def alive_here(record: dict[str, Any]) -> bool | None:
+    """Whether the process a record names (``process()``'s fields, in run.json or a tune
+    trial's attributes) is alive: None when it ran on another machine, or in another boot of
+    this one (or none was recorded), which this one cannot tell."""
+    pid, boot_id = record.get("pid"), record.get("boot_id")
+    if (pid is None or record.get("host") != socket.gethostname()
+            or (boot_id is not None and boot_id != _boot_id())):
         return None
     try:
         os.kill(pid, 0)
@@ -100,8 +112,7 @@ def check_not_training(run_dir: Path) -> None:
     (a resume, --force, a second sweep) would corrupt or delete it."""
     status = read_status(run_dir) or {}
     pid = status.get("pid")
-    if (status.get("status") == "running" and pid != os.getpid()
-            and alive_here(status.get("host"), pid)):
+    if status.get("status") == "running" and pid != os.getpid() and alive_here(status):
         raise RunError(f"{run_dir} is being trained by process {pid} on this machine; stop it "
                        "(Ctrl-C or SIGTERM saves a checkpoint) or let it finish")
 

@@ -134,7 +134,7 @@ class Tuner:
         orphans = []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             pid = t.user_attrs.get("pid")
-            if rundir.alive_here(t.user_attrs.get("host"), pid) is False:
+            if rundir.alive_here(t.user_attrs) is False:
                 self.study._storage.set_trial_user_attr(
                     t._trial_id, "fail_reason", f"its tune process (pid {pid}) died")
                 self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
@@ -143,7 +143,7 @@ class Tuner:
 
     def start(self) -> None:
         trial = self.study.ask()
-        for key, value in rundir.process().items():  # host, pid: see fail_orphans
+        for key, value in rundir.process().items():  # host, boot_id, pid: see fail_orphans
             trial.set_user_attr(key, value)
         params = suggest(trial, self.space)
         jobs = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -210,6 +211,20 @@ def test_interrupted_run_resumes_to_the_end(tmp_path: Path, capsys):
 def file_digests(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_run_copied_from_another_machine_of_the_same_name_can_resume(tmp_path: Path):
+    """Machines share host names ('vm', 'localhost'): the boot id tells this one's live
+    process from another machine's pid that happens to be alive here too."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    alive = rundir.process() | {"pid": os.getppid()}  # a live process that is not us
+    rundir.write_status(run_dir, status="running", **alive)
+    with pytest.raises(rundir.RunError, match="is being trained by process"):
+        rundir.check_not_training(run_dir)
+    rundir.write_status(run_dir, boot_id="another machine's boot")
+    rundir.check_not_training(run_dir)
+    assert rundir.alive_here(rundir.read_status(run_dir)) is None
 
 
 def test_complete_run_is_not_overwritten(trained_run: Path, tmp_path: Path, capsys):
