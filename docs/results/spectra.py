@@ -1,5 +1,6 @@
 """Summarise `fop-rl inspect` tables (<label>-seed-<n>.txt) into one markdown table per label:
-P's largest eigenvalue at the end of each run, over layers, then the median over seeds.
+P's largest eigenvalue at the end of each run, over layers (all, the policy's, the value
+function's), then the median over seeds.
 
     python docs/results/spectra.py docs/results/variants/inspect > spectra.md
 
@@ -32,19 +33,26 @@ def main() -> None:
     for table in sorted(folder.glob("*-seed-*.txt")):
         label = re.sub(r"-seed-\d+$", "", table.stem)
         runs[label].append(largest_eigenvalues(table))
-    print("| label | seeds | largest eigenvalue of P, any layer | median layer's | weights' "
-          "largest |")
-    print("|---|---|---|---|---|")
+    print("| label | seeds | largest eigenvalue of P, any layer | policy's layers | value "
+          "function's layers | median layer's |")
+    print("|---|---|---|---|---|---|")
     for label, tables in runs.items():
         top = [max(t.values()) for t in tables]
         middle = [statistics.median(t.values()) for t in tables]
-        weights = [max(v for k, v in t.items() if k.endswith("weight")) for t in tables]
+        policy = [max(v for k, v in t.items() if not _value_layer(k)) for t in tables]
+        value = [max(v for k, v in t.items() if _value_layer(k)) for t in tables]
         print(f"| {label} | {len(tables)} | {statistics.median(top):.3g} "
-              f"(range {min(top):.3g}-{max(top):.3g}) | {statistics.median(middle):.3g} | "
-              f"{statistics.median(weights):.3g} |")
+              f"(range {min(top):.3g}-{max(top):.3g}) | {statistics.median(policy):.3g} | "
+              f"{statistics.median(value):.3g} | {statistics.median(middle):.3g} |")
     print("\nMedians over seeds of each run's value; a run's values are P's largest eigenvalue "
-          "per layer at the end of training (`fop-rl inspect --model last`).")
+          "per layer at the end of training (`fop-rl inspect --model last`), over all layers, "
+          "the policy's (action head and log_std included), the value function's, and the "
+          "median layer's.")
 
+
+def _value_layer(name: str) -> bool:
+    """SB3's value network: mlp_extractor.value_net.* and the value head value_net.*."""
+    return name.startswith(("mlp_extractor.value_net.", "value_net."))
 
 if __name__ == "__main__":
     main()
