@@ -27,6 +27,11 @@ def largest_eigenvalues(table: Path) -> dict[str, float]:
     return out
 
 
+def _value_layer(name: str) -> bool:
+    """SB3's value network: mlp_extractor.value_net.* and the value head value_net.*."""
+    return name.startswith(("mlp_extractor.value_net.", "value_net."))
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     runs: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -49,10 +54,6 @@ def main() -> None:
           "the policy's (action head and log_std included), the value function's, and the "
           "median layer's.")
 
-
-def _value_layer(name: str) -> bool:
-    """SB3's value network: mlp_extractor.value_net.* and the value head value_net.*."""
-    return name.startswith(("mlp_extractor.value_net.", "value_net."))
 
 if __name__ == "__main__":
     main()
