@@ -41,6 +41,7 @@ class Run:
     final_eval: tuple[int, float] | None = None  # (episodes, mean return) of the last model
     wall_time_s: float | None = None  # from run.json, summed over resumptions
     versions: dict[str, str] | None = None
+    complete: bool = False  # run.json says it trained all its steps
 
 
 @dataclass
@@ -95,7 +96,7 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
                         timesteps.astype(np.int64), means,
                         _final_evaluation(seed_dir, problems), status.get("wall_time_s"),
-                        status.get("versions")))
+                        status.get("versions"), status.get("status") == "complete"))
     return runs, problems
 
 

@@ -305,6 +305,11 @@ def test_report_states_wall_times_and_versions(runs_dir: Path, tmp_path: Path, c
     for seed, wall in enumerate([600.0, 1200.0, 1800.0]):  # seeds 3 and 4 have no run.json
         (walker / "fop-momentum" / f"seed-{seed}" / "run.json").write_text(json.dumps(
             {"status": "complete", "wall_time_s": wall, "versions": versions[seed == 2]}))
+    from fop_rl.report import find_runs
+
+    complete = {run.seed for run in find_runs(runs_dir)[0]
+                if run.label == "fop-momentum" and run.complete}
+    assert complete == {0, 1, 2}
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "100")
     assert code == 0, err

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from fop_rl.report import find_runs
-from fop_rl.rundir import default_run_dir, read_status
 from fop_rl.sweep import parse_seeds
 
 LAST = 5
@@ -24,9 +23,7 @@ def main() -> None:
     runs_dir, wanted = Path(sys.argv[1]), set(parse_seeds(sys.argv[2]))
     late: dict[tuple[str, str], dict[int, float]] = {}
     for run in find_runs(runs_dir)[0]:
-        # complete runs only: a partial one has no late phase yet
-        status = read_status(default_run_dir(run.env_id, run.label, run.seed, runs_dir)) or {}
-        if run.seed in wanted and status.get("status") == "complete":
+        if run.seed in wanted and run.complete:  # a partial run has no late phase yet
             late.setdefault((run.env_id, run.label), {})[run.seed] = run.returns[-LAST:].mean()
     print("| environment | label | seeds | median over seeds | per seed |\n|---|---|---|---|---|")
     for (env_id, label), values in sorted(late.items()):
