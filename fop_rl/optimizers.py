@@ -2,7 +2,9 @@
 
 Every name trains the policy and value networks (one SB3 optimizer covers both) through
 ``PPO(policy_kwargs=dict(optimizer_class=..., optimizer_kwargs=...))``; the learning rate
-goes to PPO itself, which hands it to the optimizer and schedules it.
+goes to PPO itself, which hands it to the optimizer and schedules it. A name in
+:data:`VALUE_GROUPS` gives the value function's parameters options of their own
+(:class:`fop_rl.policies.SplitPolicy`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from fop_rl.optim import FOP
+from fop_rl.policies import SplitPolicy
 
 _FOP = ("hyper_lr", "hyper_optimizer", "side", "rank", "max_full_dim")
 
@@ -37,15 +41,30 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[s
     "fop-kron-momentum": (FOP, {"structure": "full", "side": "both"},
                           ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim",
                            "max_eigenvalue")),
+    # FOP on the policy's layers only; the value function's are left to momentum (VALUE_GROUPS)
+    "fop-policy-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),
 }
 OPTIMIZER_KEYS = {name: ("lr", *options) for name, (_, _, options) in OPTIMIZERS.items()}
+# name -> options of the value function's param group
+VALUE_GROUPS: dict[str, dict[str, Any]] = {"fop-policy-momentum": {"structure": "none"}}
 
 
-def policy_optimizer(name: str, options: dict[str, Any]) -> tuple[type, dict[str, Any]]:
-    """(optimizer_class, optimizer_kwargs) for SB3, from a name and its config entry."""
+def policy_setup(name: str, options: dict[str, Any]
+                 ) -> tuple[str | type[ActorCriticPolicy], dict[str, Any]]:
+    """SB3's policy and the optimizer's part of its policy_kwargs, from a name and its config
+    entry."""
+    if name in VALUE_GROUPS:
+        policy, extra = SplitPolicy, {"value_group": VALUE_GROUPS[name]}
+    else:
+        policy, extra = "MlpPolicy", {}
+    cls, kwargs = _optimizer(name, options)
+    return policy, dict(optimizer_class=cls, optimizer_kwargs=kwargs, **extra)
+
+
+def _optimizer(name: str, options: dict[str, Any]) -> tuple[type, dict[str, Any]]:
     cls, fixed, _ = OPTIMIZERS[name]
     kwargs = {**fixed, **{k: v for k, v in options.items() if k != "lr"}}
     if name == "adam":

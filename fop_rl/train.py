@@ -36,7 +36,7 @@ from fop_rl.evaluate import (
     locate,
     save_final,
 )
-from fop_rl.optimizers import policy_optimizer
+from fop_rl.optimizers import policy_setup
 from fop_rl.rundir import RunError
 
 
@@ -69,13 +69,12 @@ def learning_rate(config: dict[str, Any]):
 
 def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
     name = config["training"]["optimizer"]
-    optimizer_class, optimizer_kwargs = policy_optimizer(name, config["optimizers"][name])
+    policy, optimizer = policy_setup(name, config["optimizers"][name])
     ppo = dict(config["ppo"])
     net_arch = ppo.pop("net_arch")
     return PPO(
-        "MlpPolicy", env, learning_rate=learning_rate(config), seed=config["training"]["seed"],
-        policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch), optimizer_class=optimizer_class,
-                           optimizer_kwargs=optimizer_kwargs),
+        policy, env, learning_rate=learning_rate(config), seed=config["training"]["seed"],
+        policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch), **optimizer),
         device="cpu", verbose=0, **ppo,
     )
 

@@ -40,7 +40,8 @@ class FOP(torch.optim.Optimizer):
         momentum: momentum :math:`\mu` of the SGD base (ignored by other bases).
         hyper_lr: learning rate of the hyper-optimizer that learns :math:`M`.
         hyper_optimizer: ``"adam"`` (torch's defaults otherwise) or ``"sgd"``.
-        structure: ``"full"``, ``"lowrank"``, ``"scalar"`` (S-HD) or ``"diagonal"`` (PP-HD).
+        structure: ``"full"``, ``"lowrank"``, ``"scalar"`` (S-HD), ``"diagonal"`` (PP-HD), or
+            ``"none"``: no P, the base optimizer alone (for a param group FOP leaves alone).
         side: ``"input"`` or ``"output"``: which side of Linear weights is preconditioned;
             ``"both"``: both, by Kronecker factors (``full`` or ``lowrank`` only; not with
             ``normalize`` or ``target_norm``); ``"flat"``: each tensor's whole flattened vector.

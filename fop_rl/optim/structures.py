@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-STRUCTURES = ("full", "lowrank", "scalar", "diagonal")
+STRUCTURES = ("full", "lowrank", "scalar", "diagonal", "none")
 SIDES = ("input", "output", "flat", "both")
 _DEFAULT_RANK = 8
 _LOWRANK_INIT_NORM = 0.1
@@ -73,6 +73,8 @@ class Layout:
 
 
 def layout_of(p: Tensor, group: Mapping[str, Any]) -> Layout | None:
+    if group["structure"] == "none":  # a param group the base optimizer steps alone
+        return None
     shape = tuple(p.shape)
     transpose = False
     if group["side"] == "flat" and p.dim() >= 1:  # P acts on the whole flattened tensor
