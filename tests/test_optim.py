@@ -399,6 +399,30 @@ def test_tensor_joining_later_steps_as_if_alone():
                                rtol=0, atol=0)
 
 
+def test_group_with_structure_none_is_left_to_the_base_optimizer():
+    """Two param groups, the second with structure "none": it moves exactly as with torch's SGD
+    alone and learns no P, while the first moves exactly as with an FOP of its own."""
+    gen = torch.Generator().manual_seed(5)
+    start = [torch.randn(5, 3, generator=gen), torch.randn(4, 2, generator=gen)]
+    joint = [torch.nn.Parameter(t.clone()) for t in start]
+    alone = [torch.nn.Parameter(t.clone()) for t in start]
+    opt = FOP([{"params": [joint[0]]}, {"params": [joint[1]], "structure": "none"}], lr=0.05,
+              hyper_lr=1e-2)
+    solo = [FOP([alone[0]], lr=0.05, hyper_lr=1e-2),
+            torch.optim.SGD([alone[1]], lr=0.05, momentum=0.9)]
+    for _ in range(6):
+        for a, b in zip(joint, alone, strict=True):
+            g = torch.randn(a.shape, generator=gen)
+            a.grad, b.grad = g.clone(), g.clone()
+        opt.step()
+        for o in solo:
+            o.step()
+    for a, b in zip(joint, alone, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert "fop_M" in opt.state[joint[0]] and "fop_M" not in opt.state[joint[1]]
+    assert [d.name for d in opt.diagnostics()] == ["param0"]
+
+
 def test_base_options_pass_directly_as_to_torch():
     net = torch.nn.Linear(4, 3)
     opt = FOP(net.parameters(), lr=0.1, weight_decay=1e-4, nesterov=True, dampening=0.0)

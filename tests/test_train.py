@@ -367,3 +367,28 @@ def test_every_optimizer_name_trains_ppo(name: str):
     assert isinstance(model.policy.optimizer, OPTIMIZERS[name][0])
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
     env.close()
+
+
+def test_fop_on_the_policy_only_leaves_the_value_function_to_momentum(tmp_path: Path):
+    """fop-policy-momentum learns P for the policy's tensors and none for the value function's,
+    and a saved model comes back with both param groups and FOP's state."""
+    from fop_rl.envs import make_train_env
+    from fop_rl.train import build_model
+
+    cfg = config.load(overrides=["env.n_envs=2", "ppo.n_steps=64", "ppo.batch_size=32",
+                                 "ppo.n_epochs=2", "training.optimizer=fop-policy-momentum"])
+    env = make_train_env(cfg["env"], 0.99, 0, None)
+    model = build_model(cfg, env)
+    model.learn(128)
+    names = [n for n, _ in model.policy.named_parameters()]
+    value = [n for n in names if n.startswith(("mlp_extractor.value_net.", "value_net."))]
+    learned = [d.name for d in model.policy.optimizer.diagnostics(model.policy.named_parameters())]
+    assert value and sorted(learned) == sorted(set(names) - set(value))
+    model.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    assert [g["structure"] for g in loaded.policy.optimizer.param_groups] == ["full", "none"]
+    weight = model.policy.mlp_extractor.policy_net[0].weight
+    torch.testing.assert_close(
+        loaded.policy.optimizer.state[loaded.policy.mlp_extractor.policy_net[0].weight]["fop_M"],
+        model.policy.optimizer.state[weight]["fop_M"], rtol=0, atol=0)
+    env.close()

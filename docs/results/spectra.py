@@ -44,15 +44,17 @@ def main() -> None:
     for label, tables in runs.items():
         top = [max(t.values()) for t in tables]
         middle = [statistics.median(t.values()) for t in tables]
-        policy = [max(v for k, v in t.items() if not _value_layer(k)) for t in tables]
-        value = [max(v for k, v in t.items() if _value_layer(k)) for t in tables]
+        # a network FOP leaves alone (fop-policy-momentum's value function) has P = I
+        policy = [max((v for k, v in t.items() if not _value_layer(k)), default=1.0)
+                  for t in tables]
+        value = [max((v for k, v in t.items() if _value_layer(k)), default=1.0) for t in tables]
         print(f"| {label} | {len(tables)} | {statistics.median(top):.3g} "
               f"(range {min(top):.3g}-{max(top):.3g}) | {statistics.median(policy):.3g} | "
               f"{statistics.median(value):.3g} | {statistics.median(middle):.3g} |")
     print("\nMedians over seeds of each run's value; a run's values are P's largest eigenvalue "
           "per layer at the end of training (`fop-rl inspect --model last`), over all layers, "
-          "the policy's (action head and log_std included), the value function's, and the "
-          "median layer's.")
+          "the policy's (action head and log_std included), the value function's (1 where FOP "
+          "leaves it alone), and the median layer's.")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ Structures of :math:`M`, each with the exact hypergradient of its own parameters
   :math:`H_m = -2\eta\, m \langle G, G_{t-1}\rangle`.
 * ``diagonal`` (PP-HD): :math:`M = \mathrm{diag}(m)` over all elements, :math:`P = m^2`
   elementwise, :math:`H_m = -2\eta\, m \odot G \odot G_{t-1}`.
+* ``none``: no :math:`P`; the base optimizer steps the group's tensors alone (set per param
+  group: ``fop-policy-momentum`` leaves the value function's group to momentum this way).
 
 ``normalize=True`` (FOP-norm, paper appendix A.2) uses :math:`\tilde P = c P` with
 :math:`c = d / \mathrm{tr}(P)`, so :math:`\mathrm{tr}(\tilde P) = d`, the trace of the identity
