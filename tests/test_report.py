@@ -300,13 +300,13 @@ def test_report_adds_the_final_models_evaluations(runs_dir: Path, tmp_path: Path
 
 
 def test_report_states_wall_times_and_versions(runs_dir: Path, tmp_path: Path, capsys):
+    from fop_rl.report import find_runs
+
     walker = runs_dir / "BipedalWalker-v3"
     versions = [{"python": "3.11.7", "torch": "2.13.0+cpu"}, {"python": "3.11.7", "torch": "x"}]
     for seed, wall in enumerate([600.0, 1200.0, 1800.0]):  # seeds 3 and 4 have no run.json
         (walker / "fop-momentum" / f"seed-{seed}" / "run.json").write_text(json.dumps(
             {"status": "complete", "wall_time_s": wall, "versions": versions[seed == 2]}))
-    from fop_rl.report import find_runs
-
     complete = {run.seed for run in find_runs(runs_dir)[0]
                 if run.label == "fop-momentum" and run.complete}
     assert complete == {0, 1, 2}

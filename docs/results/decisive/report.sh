@@ -49,14 +49,7 @@ if [ -d "$runs/hardcore" ]; then
     echo "run: $best" >> "$out/hardcore-finetune/best-agent.txt"
   fi
 fi
-mkdir -p "$out/inspect"
-for label_dir in "$runs"/{walker,hardcore}/*/fop-*; do  # not the links of seeds 0-19
-  for run in "$label_dir"/seed-*; do
-    [ -f "$run/model.zip" ] || continue
-    terrain=$(basename "$(dirname "$(dirname "$label_dir")")")
-    name="$terrain-$(basename "$label_dir")-$(basename "$run")"
-    [ "$out/inspect/$name.txt" -nt "$run/model.zip" ] && continue  # inspected since it ended
-    fop-rl inspect "$run" --model last --out "$runs/inspect-$name.png" > "$out/inspect/$name.txt"
-  done
+for terrain in walker hardcore; do  # the FOP labels' own folders, not the links of seeds 0-19
+  bash docs/results/inspect.sh "$out" "$runs" "$terrain-" "$runs/$terrain"/*/fop-*
 done
 python docs/results/spectra.py "$out/inspect" > "$out/spectra.md"

@@ -14,11 +14,5 @@ seeds=${1:-0-9}
 fop-rl report runs/policy-only-compare --out "$out" --threshold 200 --seeds "$seeds" \
   --baseline momentum --baseline fop-momentum
 python docs/results/decisive/late.py runs/policy-only-compare "$seeds" > "$out/late.md"
-mkdir -p "$out/inspect"
-for run in runs/policy-only/BipedalWalker-v3/fop-policy-momentum/seed-*; do
-  [ -f "$run/model.zip" ] || continue
-  name="fop-policy-momentum-$(basename "$run")"
-  [ "$out/inspect/$name.txt" -nt "$run/model.zip" ] && continue  # inspected since it ended
-  fop-rl inspect "$run" --model last --out "runs/inspect-$name.png" > "$out/inspect/$name.txt"
-done
+bash docs/results/inspect.sh "$out" runs "" runs/policy-only/BipedalWalker-v3/fop-policy-momentum
 python docs/results/spectra.py "$out/inspect" > "$out/spectra.md"
