@@ -62,7 +62,8 @@ class FOPDiagnostics(BaseCallback):
 
 
 def save_checkpoint(model, run_dir: Path, keep: int = 2) -> Path:
-    """Model (with optimizer state), VecNormalize and evaluations so far, written atomically.
+    """Model (with optimizer state), VecNormalize, evaluations so far and a curriculum's state,
+    written atomically.
 
     Everything goes into a hidden temporary folder that is renamed when complete; only then
     does ``checkpoints/latest`` (itself replaced atomically) name it. A crash at any point
@@ -76,9 +77,9 @@ def save_checkpoint(model, run_dir: Path, keep: int = 2) -> Path:
     tmp.mkdir()
     model.save(tmp / rundir.MODEL)
     model.get_vec_normalize_env().save(str(tmp / rundir.VECNORM))
-    evaluations = run_dir / rundir.EVALUATIONS
-    if evaluations.exists():
-        shutil.copy2(evaluations, tmp / rundir.EVALUATIONS)
+    for record in (rundir.EVALUATIONS, rundir.CURRICULUM):
+        if (run_dir / record).exists():
+            shutil.copy2(run_dir / record, tmp / record)
     final = folder / name
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

@@ -101,6 +101,25 @@ def _init_overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
+def _terrain_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--terrain", metavar="PRESET",
+                   help=f"{what} on this walker terrain (configs/terrains.yaml: flat, stumps, "
+                        "pits, stairs, hardcore, ...)")
+
+
+def _terrain_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """--terrain as the terrain walker's env id (unless --config names one) and an override
+    that comes before --set's, so that ``--set env.terrain.<param>=...`` refines the preset."""
+    if args.terrain is None:
+        return args.env_id, []
+    from fop_rl.terrain import ENV_ID
+
+    if args.env_id not in (None, ENV_ID):
+        raise UsageError(f"--terrain runs {ENV_ID}: leave out --env {args.env_id}")
+    env_id = args.env_id or (None if args.config else ENV_ID)
+    return env_id, [f"env.terrain={json.dumps(args.terrain)}"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fop-rl", description="PPO with First-Order Preconditioning.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -116,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: runs/<env>/<optimizer>/seed-<n>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set ppo.n_steps=256 (repeatable)")
+    _terrain_option(p, "train")
     _init_from_options(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
@@ -132,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", dest="env_id", metavar="ENV_ID",
                    help="evaluate on another environment with the same spaces, e.g. a walker "
                         "on BipedalWalkerHardcore-v3 (default: the run's)")
+    _terrain_option(p, "evaluate")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", action="store_true",
                    help="record it as the run's final evaluation (final_evaluation.json, which "
@@ -144,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="episodes, one after another (default: 1)")
     p.add_argument("--fps", type=_positive_int, help="frames per second (default: the env's)")
     p.add_argument("--scale", type=float, default=1.0, help="resize frames, e.g. 0.5")
+    _terrain_option(p, "render")
 
     p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
     p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
@@ -158,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="root of the runs: <runs-dir>/<env>/<optimizer>/seed-<n> (default: runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value for every run (repeatable)")
+    _terrain_option(p, "train every run")
     _init_from_options(p)
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="where runs execute: local processes or Ray tasks (default: local)")
@@ -225,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from fop_rl import config as configuration
-    from fop_rl.rundir import default_run_dir
+    from fop_rl.rundir import default_run_dir, env_folder
     from fop_rl.train import Interrupted, train
 
     if args.resume:
@@ -236,21 +259,23 @@ def cmd_train(args: argparse.Namespace) -> int:
                                           ("--timesteps", args.timesteps),
                                           ("--init-from", args.init_from),
                                           ("--init-model", args.init_model),
+                                          ("--terrain", args.terrain),
                                           ("--set", args.overrides)] if value]
         if given:
             raise UsageError(f"--resume continues the run's own config.yaml: drop "
                              f"{', '.join(given)}")
         cfg = None
     else:
-        overrides = [*args.overrides, *_init_overrides(args)]
+        env_id, terrain = _terrain_overrides(args)
+        overrides = [*terrain, *args.overrides, *_init_overrides(args)]
         if args.optimizer:
             overrides.append(f"training.optimizer={args.optimizer}")
         if args.seed is not None:
             overrides.append(f"training.seed={args.seed}")
         if args.timesteps is not None:
             overrides.append(f"training.total_timesteps={args.timesteps}")
-        cfg = configuration.load(args.config, args.env_id, overrides)
-    run_dir = args.run_dir or default_run_dir(cfg["env"]["id"], cfg["training"]["optimizer"],
+        cfg = configuration.load(args.config, env_id, overrides)
+    run_dir = args.run_dir or default_run_dir(env_folder(cfg), cfg["training"]["optimizer"],
                                               cfg["training"]["seed"])
     try:
         train(cfg, run_dir, resume=args.resume, force=args.force,
@@ -269,12 +294,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.model != "last":
             raise UsageError("--save records the final evaluation, of the last model: add "
                              "--model last")
-        if args.env_id is not None:
+        if args.env_id is not None or args.terrain is not None:
             raise UsageError("--save records the run's final evaluation, on its own "
-                             "environment: leave out --env")
+                             "environment: leave out --env and --terrain")
         final_evaluation_path(args.run_dir)
+    if args.env_id is not None and args.terrain is not None:
+        raise UsageError("--terrain evaluates on the terrain walker: leave out --env")
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs,
-                      args.env_id)
+                      args.env_id, args.terrain)
     _print_note(result)
     if args.save:
         print(f"wrote {save_final(args.run_dir, result)}", file=sys.stderr)
@@ -299,7 +326,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} already exists: choose another --out or remove it")
     if not 0 < args.scale <= 4:
         raise UsageError(f"--scale must be in (0, 4], got {args.scale}")
-    result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale)
+    result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale,
+                    args.terrain)
     _print_note(result)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
     print(f"wrote {out}: {result['frames']} frames, returns {returns}")
@@ -329,8 +357,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.address and args.backend != "ray":
         raise UsageError("--address is for --backend ray")
-    jobs = sweep.plan(args.config, args.env_id, args.optimizers, sweep.parse_seeds(args.seeds),
-                      args.runs_dir, args.timesteps, [*args.overrides, *_init_overrides(args)])
+    env_id, terrain = _terrain_overrides(args)
+    jobs = sweep.plan(args.config, env_id, args.optimizers, sweep.parse_seeds(args.seeds),
+                      args.runs_dir, args.timesteps,
+                      [*terrain, *args.overrides, *_init_overrides(args)])
     skipped = sum(j.state == "skipped" for j in jobs)
     resumed = sum("--resume" in j.argv for j in jobs)
     print(f"sweep: {len(jobs)} runs in {args.runs_dir} ({skipped} complete, skipped; "
@@ -377,6 +407,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from fop_rl import config as configuration
     from fop_rl import sweep, tune
+    from fop_rl.rundir import env_folder
 
     overrides = [*args.overrides, f"training.optimizer={args.optimizer}"]
     if args.timesteps is not None:
@@ -388,7 +419,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                          f"(search.{args.optimizer})")
     seeds = sweep.parse_seeds(args.seeds)
     env_id, training = cfg["env"]["id"], cfg["training"]
-    folder = tune.study_folder(args.runs_dir, env_id, args.optimizer)
+    folder = tune.study_folder(args.runs_dir, env_folder(cfg), args.optimizer)
     name = args.study_name or f"{env_id}-{args.optimizer}"
     study = tune.open_study(folder, name, args.storage, args.pruner,
                             training["total_timesteps"], training["eval_freq"])

@@ -8,7 +8,10 @@ wrong type or an out-of-range value is a :class:`ConfigError` naming the file, t
 reason. Keys in :data:`OPTIONAL` may be left out and take their default.
 
 ``env.id`` is any registered gymnasium environment with a continuous (Box) action space; the two
-walkers have packaged configs, any other needs a config file of its own.
+walkers and the terrain walker (``fop_rl/BipedalWalkerTerrain-v0``, whose ``env.terrain`` is a
+preset name or parameters: :mod:`fop_rl.terrain`) have packaged configs, any other needs a
+config file of its own. ``training.curriculum`` takes the terrain walker through a list of
+terrains (:mod:`fop_rl.curriculum`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 import gymnasium
 import yaml
 
-from fop_rl import envpool_env
+from fop_rl import curriculum, envpool_env
+from fop_rl import terrain as terrains
 from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
 
 BACKENDS = ("gymnasium", "envpool")
@@ -83,6 +87,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "norm_obs": ((bool,), None),
         "norm_reward": ((bool,), None),
         "clip_obs": (_NUMBER, _positive),
+        "terrain": ((str, dict, type(None)), None),  # checked by _validate_terrain
     },
     "training": {
         "total_timesteps": ((int,), _at_least_one),
@@ -98,6 +103,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "init_from": ((str, type(None)), None),
         "init_model": ((str, type(None)), lambda v: None if v in (None, "best", "last")
                        else "must be best, last or null"),
+        "curriculum": ((list, type(None)), None),  # checked by _validate_terrain
     },
     "ppo": {
         "n_steps": ((int,), _at_least_one),
@@ -117,7 +123,11 @@ OPTIONAL: dict[str, dict[str, Any]] = {
     # a run directory whose policy, value network and normalisation a new run starts from;
     # its best model (null: best, or last in a run not evaluated yet) or its last one
     # deterministic episodes of the last model when a run completes (0: none)
-    "training": {"init_from": None, "init_model": None, "final_eval_episodes": 0},
+    # a list of terrain stages (fop_rl.curriculum), or none
+    "training": {"init_from": None, "init_model": None, "final_eval_episodes": 0,
+                 "curriculum": None},
+    # the terrain walker's terrain (null: plain ground); other environments have none
+    "env": {"terrain": None},
 }
 # every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
 OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {
@@ -142,7 +152,9 @@ def config_files() -> dict[str, Path]:
     for entry in folder.iterdir():
         if entry.name.endswith(".yaml"):
             path = Path(str(entry))
-            found[yaml.safe_load(path.read_text())["env"]["id"]] = path
+            data = yaml.safe_load(path.read_text())
+            if "env" in data:  # not the terrain presets
+                found[data["env"]["id"]] = path
     return found
 
 
@@ -175,6 +187,9 @@ def load(path: str | Path | None = None, env_id: str | None = None,
         set_key(config, item, source="--set")
     fill_defaults(config)
     validate(config, source)
+    stages = config["training"]["curriculum"]
+    if stages:  # evaluations are made on the final terrain: the run's own
+        config["env"]["terrain"] = stages[-1]["terrain"]
     return config
 
 
@@ -196,7 +211,11 @@ def set_key(config: dict[str, Any], item: str, source: str) -> None:
     parts = key.split(".")
     node = config
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:
+            node[part] = {}
+        elif part == "terrain" and isinstance(node[part], str):  # a preset, then overrides
+            node[part] = {"preset": node[part]}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"{source} {item!r}: {part} is not a section")
     try:
@@ -248,7 +267,10 @@ def validate(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
                           "under optimizers")
     env_id = config["env"]["id"]
-    if config["env"]["backend"] == "envpool":
+    if (env_id == terrains.ENV_ID or config["env"]["terrain"] is not None
+            or config["training"]["curriculum"] is not None):
+        _validate_terrain(config, source)
+    elif config["env"]["backend"] == "envpool":
         if not envpool_env.installed():
             raise ConfigError(f"{source}: env.backend is envpool, but envpool is not installed "
                               "(pip install envpool)")
@@ -261,6 +283,33 @@ def validate(config: dict[str, Any], source: str) -> None:
     if ppo["batch_size"] > ppo["n_steps"] * n_envs:
         raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) must be at most "
                           f"ppo.n_steps * env.n_envs ({ppo['n_steps'] * n_envs})")
+
+
+def _validate_terrain(config: dict[str, Any], source: str) -> None:
+    """env.terrain and training.curriculum: their parameters, and what runs them."""
+    env, stages = config["env"], config["training"]["curriculum"]
+    if env["id"] != terrains.ENV_ID:
+        what = "env.terrain" if stages is None else "training.curriculum"
+        raise ConfigError(f"{source}: {what} needs env.id {terrains.ENV_ID}, not {env['id']}")
+    try:
+        terrain = terrains.resolve(env["terrain"])
+    except terrains.TerrainError as e:
+        raise ConfigError(f"{source}: env.terrain: {e}") from None
+    if stages is not None:
+        try:
+            final = terrains.resolve(curriculum.parse(stages)[-1].terrain)
+        except curriculum.CurriculumError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        if env["terrain"] is not None and terrain != final:
+            raise ConfigError(f"{source}: env.terrain differs from the curriculum's last "
+                              "stage, which is the run's terrain: leave env.terrain out")
+    if env["backend"] == "envpool":
+        if stages is not None:
+            raise ConfigError(f"{source}: training.curriculum changes terrains, which EnvPool "
+                              "cannot: use env.backend=gymnasium")
+        if terrains.envpool_id(terrain) is None:
+            raise ConfigError(f"{source}: env.backend is envpool, which simulates only the "
+                              "flat and hardcore terrains: use env.backend=gymnasium")
 
 
 def _validate_search(search: Any, source: str) -> None:

@@ -4,6 +4,8 @@
 one Monitor-wrapped env per copy) or ``envpool`` (EnvPool's C++ port, all copies in one pool,
 with SB3's VecMonitor for episode statistics). Either way PPO sees an SB3 VecEnv with the same
 spaces, time limit, auto-reset semantics and VecNormalize on top. Rendering is gymnasium's.
+The terrain walker (:mod:`fop_rl.terrain`) gets ``env.terrain``; on EnvPool it is EnvPool's
+walker or hard terrain, the only two it simulates (config validation refuses others).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
 )
 
+from fop_rl import terrain
 from fop_rl.envpool_env import EnvPoolVecEnv
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training ones
@@ -62,9 +65,10 @@ def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: Path | None = None,
 
 def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path | None,
              render_mode: str | None = None, append: bool = False) -> VecEnv:
+    parametric = env_cfg["id"] == terrain.ENV_ID
     if env_cfg["backend"] == "envpool":
-        venv = VecMonitor(EnvPoolVecEnv(env_cfg["id"], n_envs, seed,
-                                        env_cfg["max_episode_steps"]))
+        env_id = terrain.envpool_id(env_cfg["terrain"]) if parametric else env_cfg["id"]
+        venv = VecMonitor(EnvPoolVecEnv(env_id, n_envs, seed, env_cfg["max_episode_steps"]))
         if monitor_dir is not None:  # VecMonitor itself always starts its file anew
             venv.results_writer = ResultsWriter(
                 str(monitor_dir / "envpool"), header={"t_start": venv.t_start,
@@ -72,6 +76,8 @@ def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path 
                 override_existing=not append)
         return venv
     env_kwargs = {"max_episode_steps": env_cfg["max_episode_steps"]}
+    if parametric:
+        env_kwargs["terrain"] = env_cfg["terrain"]
     if render_mode is not None:
         env_kwargs["render_mode"] = render_mode
     vec_cls = SubprocVecEnv if env_cfg["vec_env"] == "subproc" and n_envs > 1 else DummyVecEnv

@@ -13,6 +13,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from fop_rl import envpool_env, rundir
+from fop_rl import terrain as terrains
 from fop_rl.config import continuous_control
 from fop_rl.envs import make_eval_env
 from fop_rl.rundir import RunError
@@ -98,27 +99,35 @@ MAX_EVAL_ENVS = 10
 
 def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
              backend: str | None = None, n_envs: int | None = None,
-             env_id: str | None = None) -> dict:
+             env_id: str | None = None, terrain: str | None = None) -> dict:
     """Deterministic episodes of the run's model on fresh evaluation environments.
 
     ``n_envs`` environments (default: one per episode, at most 10) run side by side, each
     with its own share of the episodes (SB3's evaluate_policy). ``backend`` (gymnasium or
     envpool) defaults to the one the run trained with. ``which`` as for :func:`locate`.
     ``env_id``: another environment with the same spaces (a walker on the hard terrain), with
-    the run's other environment settings and normalisation.
+    the run's other environment settings and normalisation. ``terrain``: a preset of the
+    terrain walker (generalisation to another terrain), on gymnasium unless EnvPool has it.
     """
     run = locate(run_dir, which)
-    env_cfg = dict(run.config["env"], id=env_id or run.config["env"]["id"])
+    env_cfg = _env_config(run, env_id, terrain)
+    if backend is None and terrains.envpool_id(env_cfg["terrain"]) is None:
+        backend = "gymnasium"  # the terrain walker's parametric terrains are gymnasium's
     backend = backend or env_cfg["backend"]
-    if backend == "envpool" and not envpool_env.installed():
-        raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip install "
-                       "envpool, or pass --backend gymnasium")
+    if backend == "envpool":
+        if not envpool_env.installed():
+            raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip "
+                           "install envpool, or pass --backend gymnasium")
+        if (env_cfg["id"] == terrains.ENV_ID
+                and terrains.envpool_id(env_cfg["terrain"]) is None):
+            raise RunError("envpool simulates only the flat and hardcore terrains: pass "
+                           "--backend gymnasium")
     model = load_model(run.model_path)
-    if env_id is not None:
-        problem = continuous_control(env_id)
+    if env_cfg["id"] != run.config["env"]["id"]:
+        problem = continuous_control(env_cfg["id"])
         if problem:
-            raise RunError(f"--env {env_id} {problem}")
-        check_spaces(model, env_id, f"{run_dir}")
+            raise RunError(f"--env {env_cfg['id']} {problem}")
+        check_spaces(model, env_cfg["id"], f"{run_dir}")
     n_envs = min(n_envs or MAX_EVAL_ENVS, episodes)
     env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=run.stats_path,
                         n_envs=n_envs, backend=backend)
@@ -128,9 +137,26 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     finally:
         env.close()
     return {"run_dir": str(run_dir), "model": run.which, "note": run.note, "episodes": episodes,
-            "env_id": env_cfg["id"], "backend": backend, "mean": float(np.mean(returns)),
+            "env_id": env_cfg["id"], "terrain": env_cfg["terrain"], "backend": backend,
+            "mean": float(np.mean(returns)),
             "std": float(np.std(returns)),
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
+
+
+def _env_config(run: LoadedRun, env_id: str | None, terrain: str | None) -> dict:
+    """The run's environment settings, on another environment or terrain if asked."""
+    env_cfg = dict(run.config["env"])
+    if terrain is not None:
+        try:
+            terrains.resolve(terrain)
+        except terrains.TerrainError as e:
+            raise RunError(f"--terrain: {e}") from None
+        env_id = terrains.ENV_ID
+    if env_id is not None and env_id != env_cfg["id"]:
+        env_cfg.update(id=env_id, terrain=None)
+    if terrain is not None:
+        env_cfg["terrain"] = terrain
+    return env_cfg
 
 
 def final_evaluation_path(run_dir: Path) -> Path:
@@ -151,17 +177,21 @@ def save_final(run_dir: Path, result: dict) -> Path:
 
 
 def render(run_dir: Path, out: Path, episodes: int = 1, which: str | None = None,
-           fps: int | None = None, scale: float = 1.0) -> dict:
+           fps: int | None = None, scale: float = 1.0, terrain: str | None = None) -> dict:
     """Write a video of deterministic episodes: mp4, or gif when ``out`` ends in .gif.
 
     The video plays in real time: at a lower ``fps`` than the environment's, frames are
-    dropped evenly. ``scale`` resizes the frames (a GIF is much smaller at 0.5).
+    dropped evenly. ``scale`` resizes the frames (a GIF is much smaller at 0.5). ``terrain``:
+    a preset of the terrain walker instead of the run's own environment.
     """
     from moviepy import ImageSequenceClip
 
     run = locate(run_dir, which)
     model = load_model(run.model_path)
-    env = make_eval_env(run.config["env"], run.config["training"]["seed"], stats=run.stats_path,
+    env_cfg = _env_config(run, None, terrain)
+    if env_cfg["id"] != run.config["env"]["id"]:
+        check_spaces(model, env_cfg["id"], f"{run_dir}")
+    env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=run.stats_path,
                         render_mode="rgb_array")
     frames, returns = [], []
     try:

@@ -12,6 +12,8 @@
               final_evaluation.json  the last model's deterministic episodes when the run
                                      completed (training.final_eval_episodes), or `fop-rl
                                      evaluate --save`: returns, mean, std, backend
+              curriculum.json        a curriculum's state: stage, the step each began, stage
+                                     evaluations (fop_rl.curriculum)
               monitor/               episode logs (SB3 Monitor: one file per env; envpool:
                                      one VecMonitor file for all)
               progress.csv, tb/      SB3 logger output: CSV and TensorBoard
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -43,6 +46,7 @@ MODEL, VECNORM = "model.zip", "vecnormalize.pkl"
 BEST_MODEL, BEST_VECNORM = "best_model.zip", "best_vecnormalize.pkl"
 EVALUATIONS = "evaluations.npz"
 FINAL_EVALUATION = "final_evaluation.json"
+CURRICULUM = "curriculum.json"
 CHECKPOINTS = "checkpoints"
 
 
@@ -50,8 +54,26 @@ class RunError(Exception):
     """A run directory that cannot be used as asked, for a reason the user can fix."""
 
 
-def default_run_dir(env_id: str, optimizer: str, seed: int, root: str | Path = "runs") -> Path:
-    return Path(root) / env_id / optimizer / f"seed-{seed}"
+def env_folder(config: dict[str, Any]) -> str:
+    """The ``<env>`` level of the runs layout ``<env>/<label>/seed-<n>``: the environment id,
+    whose namespace slash becomes a dash (one folder level, as ``fop-rl report`` reads it), and
+    for the terrain walker its terrain (a preset's name, ``custom-<hash>``, or the curriculum's
+    ``curriculum-<hash>``)."""
+    from fop_rl import terrain
+
+    env, stages = config["env"], config["training"].get("curriculum")
+    name = env["id"].replace("/", "-")
+    if env["id"] != terrain.ENV_ID:
+        return name
+    if stages:
+        text = json.dumps(stages, sort_keys=True)
+        return f"{name}-curriculum-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    return f"{name}-{terrain.describe(env.get('terrain'))}"
+
+
+def default_run_dir(env: str, optimizer: str, seed: int, root: str | Path = "runs") -> Path:
+    """``<root>/<env>/<optimizer>/seed-<n>``; ``env`` is :func:`env_folder`'s."""
+    return Path(root) / env / optimizer / f"seed-{seed}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -136,6 +158,19 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     atomic_write_text(run_dir / CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+
+def write_curriculum(run_dir: Path, state: dict[str, Any]) -> None:
+    """A curriculum's state: curriculum.json whole, and its stage and history in run.json."""
+    atomic_write_text(run_dir / CURRICULUM, json.dumps(state, indent=1) + "\n")
+    write_status(run_dir, curriculum_stage=state["stage"],
+                 curriculum_history=state["history"])
+
+
+def read_curriculum(folder: Path) -> dict[str, Any] | None:
+    """The curriculum state saved in a run directory or a checkpoint, if any."""
+    path = folder / CURRICULUM
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -66,7 +66,7 @@ def plan(config_path: Path | None, env_id: str | None, optimizers: Iterable[str]
             if timesteps is not None:
                 extra.append(f"training.total_timesteps={timesteps}")
             cfg = configuration.load(config_path, env_id, [*overrides, *extra])
-            env = cfg["env"]["id"]
+            env = rundir.env_folder(cfg)
             run_dir = rundir.default_run_dir(env, optimizer, seed, runs_dir)
             log = runs_dir / "logs" / env / optimizer / f"seed-{seed}.log"
             rundir.check_not_training(run_dir)  # another sweep's, say: leave it alone

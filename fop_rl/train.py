@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecNormalize
 
-from fop_rl import rundir
+from fop_rl import curriculum, rundir
 from fop_rl.callbacks import (
     FOPDiagnostics,
     PeriodicCheckpoint,
@@ -147,14 +148,22 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs
     set_random_seed(seed)     # in parallel must not fight over cores
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
-                        backend=env_cfg["backend"],
+                        terrain=env_cfg["terrain"], backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
                         versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"),
                         **rundir.process())
 
     (run_dir / "monitor").mkdir(exist_ok=True)
     checkpoint = rundir.latest_checkpoint(run_dir) if resume else None
-    env = make_train_env(env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
+    # a curriculum trains on its current stage's terrain (the checkpoint's), and evaluates on
+    # its last stage's, the run's env.terrain
+    stages = curriculum.parse(training["curriculum"]) if training["curriculum"] else []
+    train_env_cfg = env_cfg
+    if stages:
+        saved = rundir.read_curriculum(checkpoint) if checkpoint is not None else None
+        stage_state = curriculum.State(**(saved or {}))
+        train_env_cfg = {**env_cfg, "terrain": stages[stage_state.stage].terrain}
+    env = make_train_env(train_env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
                          append=checkpoint is not None)
     # evaluation episodes in environments stepped together: SB3's evaluate_policy gives each
     # its own episode target, so the average is not biased toward short episodes
@@ -183,8 +192,16 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     label = f"{env_cfg['id']} {training['optimizer']} seed {seed}"
     monitor = RunMonitor(run_dir, label, total, evaluation, show_bar=show_progress)
     stop = StopOnSignal()
+    first = [evaluation]  # a curriculum reads the evaluation of the same step
+    if stages:
+        n_eval_envs = evaluation.eval_env.num_envs
+        first.append(curriculum.Curriculum(
+            stages, stage_state, evaluation,
+            lambda terrain: make_eval_env({**env_cfg, "terrain": terrain}, seed,
+                                          n_envs=n_eval_envs),
+            lambda state: rundir.write_curriculum(run_dir, asdict(state))))
     callbacks = CallbackList([
-        evaluation, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
+        *first, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
         FOPDiagnostics(training["diagnostics_image_every"]), stop,
     ])
     try:

@@ -41,8 +41,9 @@ from fop_rl.sweep import Job, LocalBackend
 FINISHED = ("COMPLETE", "PRUNED")
 
 
-def study_folder(runs_dir: Path, env_id: str, optimizer: str) -> Path:
-    return runs_dir / "tune" / env_id / optimizer
+def study_folder(runs_dir: Path, env: str, optimizer: str) -> Path:
+    """``<runs_dir>/tune/<env>/<optimizer>``; ``env`` is rundir.env_folder's."""
+    return runs_dir / "tune" / env / optimizer
 
 
 def open_study(folder: Path, name: str, storage: str | None, pruner: str, timesteps: int,

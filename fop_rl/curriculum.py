@@ -1,0 +1,171 @@
+"""A curriculum of walker terrains: stages that end after a number of steps or on a return.
+
+``training.curriculum`` is a list of stages, each a terrain (as ``env.terrain`` takes it) and
+the rule that ends it::
+
+    curriculum:
+      - {terrain: stumps-low, steps: 200000}   # ends after 200k env steps in the stage
+      - {terrain: pits, min_return: 200}       # ends when its evaluation return reaches 200
+      - {terrain: hardcore}                    # the last stage runs to the budget
+
+``min_return`` is POET's minimal criterion: the mean return of the periodic deterministic
+evaluation (``training.eval_freq``, ``n_eval_episodes``) on the stage's own terrain. The run's
+terrain, on which its regular evaluations are made (so that curves of different runs compare),
+is the last stage's; the current stage's terrain is evaluated as well at the same steps when it
+differs. A new stage's terrain applies to each training environment from its next episode.
+
+The state (the current stage, the step at which each stage began, the stage evaluations) lives
+in ``<run_dir>/curriculum.json``, which every checkpoint copies, so ``--resume`` continues in
+the stage the checkpoint was in; run.json records ``curriculum_stage`` and
+``curriculum_history``, TensorBoard ``curriculum/stage`` and ``curriculum/stage_eval_return``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from fop_rl.terrain import TerrainError, resolve
+
+RULES = ("steps", "min_return")
+
+
+class CurriculumError(ValueError):
+    """A curriculum that cannot run: the message names the stage and the reason."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    terrain: str | dict[str, Any]  # as given: a preset name or parameters
+    steps: int | None = None
+    min_return: float | None = None
+
+
+def parse(stages: Any) -> list[Stage]:
+    """The stages of a ``training.curriculum`` value; CurriculumError on the first problem."""
+    if not isinstance(stages, list) or not stages:
+        raise CurriculumError("training.curriculum must be a list of one or more stages")
+    parsed = []
+    for i, stage in enumerate(stages):
+        where = f"training.curriculum[{i}]"
+        if not isinstance(stage, dict) or "terrain" not in stage:
+            raise CurriculumError(f"{where} must be a mapping with a terrain, got {stage!r}")
+        unknown = set(stage) - {"terrain", *RULES}
+        if unknown:
+            raise CurriculumError(f"{where} has unknown keys {', '.join(sorted(unknown))} "
+                                  f"(known: terrain, {', '.join(RULES)})")
+        try:
+            resolve(stage["terrain"])
+        except TerrainError as e:
+            raise CurriculumError(f"{where}: {e}") from None
+        rules = [r for r in RULES if r in stage]
+        last = i == len(stages) - 1
+        if last and rules:
+            raise CurriculumError(f"{where} is the last stage, which runs to the budget: leave "
+                                  f"out {rules[0]}")
+        if not last and len(rules) != 1:
+            raise CurriculumError(f"{where} needs one rule that ends it: steps: N (env steps "
+                                  "in the stage) or min_return: R (evaluation return)")
+        steps, min_return = stage.get("steps"), stage.get("min_return")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or steps < 1):
+            raise CurriculumError(f"{where}.steps must be a whole number >= 1, got {steps!r}")
+        if min_return is not None and (isinstance(min_return, bool)
+                                       or not isinstance(min_return, (int, float))):
+            raise CurriculumError(f"{where}.min_return must be a number, got {min_return!r}")
+        parsed.append(Stage(stage["terrain"], steps,
+                            None if min_return is None else float(min_return)))
+    return parsed
+
+
+@dataclass
+class State:
+    """Where a run is in its curriculum: ``history[i]`` is the step at which stage i began."""
+
+    stage: int = 0
+    history: list[int] = field(default_factory=lambda: [0])
+    evaluations: list[dict[str, float]] = field(default_factory=list)
+
+
+class Curriculum(BaseCallback):
+    """Advances the training environments through ``stages`` by their rules.
+
+    ``evaluation`` is the run's EvalCallback (on the final terrain), which must come before
+    this callback in the list; ``make_eval_env(terrain)`` builds the environments that
+    evaluate a stage's terrain when it is not the final one; ``record(state)`` keeps the state
+    on disk (at the start, after each stage evaluation and at each new stage).
+    """
+
+    def __init__(self, stages: list[Stage], state: State, evaluation: EvalCallback,
+                 make_eval_env: Callable[[Any], VecEnv], record: Callable[[State], None]):
+        super().__init__()
+        self.stages, self.state, self.record = stages, state, record
+        self.evaluation, self.make_eval_env = evaluation, make_eval_env
+        self.stage_env: VecEnv | None = None
+        self.final = resolve(stages[-1].terrain)
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.state.stage]
+
+    def _on_training_start(self) -> None:
+        every = self.evaluation.eval_freq * self.training_env.num_envs
+        self.next_eval = (self.num_timesteps // every + 1) * every
+        self._record()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.evaluation.eval_freq * self.training_env.num_envs
+            mean = self._evaluate_stage()
+            if self.stage.min_return is not None and mean >= self.stage.min_return:
+                self._advance(f"evaluation return {mean:.1f} >= {self.stage.min_return:g}")
+        steps = self.stage.steps
+        if steps is not None and self.num_timesteps - self.state.history[-1] >= steps:
+            self._advance(f"{steps} steps")
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("curriculum/stage", self.state.stage)
+
+    def _on_training_end(self) -> None:
+        if self.stage_env is not None:
+            self.stage_env.close()
+
+    def _evaluate_stage(self) -> float:
+        """The mean evaluation return on the current stage's terrain (the run's evaluation's
+        when it is the final terrain)."""
+        if resolve(self.stage.terrain) == self.final:
+            return float(self.evaluation.last_mean_reward)
+        if self.stage_env is None:
+            self.stage_env = self.make_eval_env(self.stage.terrain)
+        else:
+            self.stage_env.env_method("set_terrain", self.stage.terrain)
+        sync_envs_normalization(self.training_env, self.stage_env)
+        returns, _ = evaluate_policy(self.model, self.stage_env,
+                                     n_eval_episodes=self.evaluation.n_eval_episodes,
+                                     deterministic=True, return_episode_rewards=True)
+        mean = float(np.mean(returns))
+        self.logger.record("curriculum/stage_eval_return", mean)
+        self.state.evaluations.append({"step": self.num_timesteps, "stage": self.state.stage,
+                                       "mean_return": mean})
+        self.record(self.state)
+        return mean
+
+    def _advance(self, why: str) -> None:
+        self.state.stage += 1
+        self.state.history.append(self.num_timesteps)
+        self.training_env.env_method("set_terrain", self.stage.terrain)
+        print(f"curriculum: stage {self.state.stage} ({self.stage.terrain}) from step "
+              f"{self.num_timesteps} ({why})", file=sys.stderr, flush=True)
+        self._record()
+
+    def _record(self) -> None:
+        self.record(self.state)
+        self.logger.record("curriculum/stage", self.state.stage)
