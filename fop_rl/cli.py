@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Optuna storage URL shared by machines, e.g. postgresql://... or "
                         "sqlite:///tune.db (default: a journal file in the study's folder)")
     p.add_argument("--study-name", help="default: <env>-<optimizer>")
+    p.add_argument("--heartbeat", type=_positive_int, default=60, metavar="SECONDS",
+                   help="with a database --storage: how often running trials beat; a trial "
+                        "silent for 3 beats (its tune process died, on any machine) is marked "
+                        "failed by the next tune on the study (default: 60)")
     p.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median",
                    help="stop trials that fall behind (default: median)")
     p.add_argument("--objective", choices=("final", "auc"), default="final",
@@ -422,7 +426,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     folder = tune.study_folder(args.runs_dir, env_folder(cfg), args.optimizer)
     name = args.study_name or f"{env_id}-{args.optimizer}"
     study = tune.open_study(folder, name, args.storage, args.pruner,
-                            training["total_timesteps"], training["eval_freq"])
+                            training["total_timesteps"], training["eval_freq"], args.heartbeat)
     base = [f"--{k}={v}" for k, v in (("config", args.config), ("env", args.env_id)) if v]
 
     def train_argv(seed: int, run_dir: Path, params: dict) -> list[str]:

@@ -133,8 +133,16 @@ class RayBackend:
         except ImportError:
             raise ConfigError("--backend ray needs Ray: pip install 'fop-rl[ray]'") from None
         self.ray = ray
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True)
+        except Exception as e:  # Ray's ConnectionError, after its own retries
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            where = f"at --address {address}" if address else "locally"
+            raise ConfigError(f"--backend ray: cannot start or reach a Ray cluster {where} "
+                              f"({first}); check that `ray start --head` runs there, that its "
+                              "port is reachable from here, and that both use the same Ray "
+                              "version") from None
         self.slots = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         self.task = ray.remote(num_cpus=1)(_run_in_task)
 

@@ -16,14 +16,19 @@ machine), or any Optuna storage URL (``--storage``), which lets machines share o
 Re-running the same command continues the study until ``trials`` trials have finished
 (complete or pruned). A trial whose runs fail, or whose evaluations are not finite, ends as
 FAIL with its reason in the user attribute ``fail_reason``; so does a trial left RUNNING by a
-tune process that died (detected on this machine by its process id), and the trials that a
-Ctrl-C stops. Failed trials do not count.
+tune process that died (detected on this machine by its process id, and on any machine, in a
+database, by its heartbeat), and the trials that a Ctrl-C stops. Failed trials do not count.
+Several tune processes may share a study, started at once: the trials they run and finish
+together stop at ``trials``.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import io
+import itertools
+import random
 import time
 import warnings
 from collections.abc import Callable
@@ -46,15 +51,21 @@ def study_folder(runs_dir: Path, env: str, optimizer: str) -> Path:
     return runs_dir / "tune" / env / optimizer
 
 
+HEARTBEAT_S = 60  # a database study's running trials beat this often (--heartbeat)
+STALE_BEATS = 3  # a trial whose process missed this many beats is marked FAIL
+
+
 def open_study(folder: Path, name: str, storage: str | None, pruner: str, timesteps: int,
-               eval_freq: int):
-    """Create the study, or load it to continue; the pruner works on environment steps."""
+               eval_freq: int, heartbeat_s: int = HEARTBEAT_S):
+    """Create the study, or load it to continue; the pruner works on environment steps.
+
+    A database URL gets Optuna's RDB storage with heartbeats: each running trial beats every
+    ``heartbeat_s`` seconds, and one silent for ``STALE_BEATS`` beats (its process died, on any
+    machine) is marked FAIL by the next tune process that opens the study.
+    """
     import optuna
 
-    if storage is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))
-        storage = optuna.storages.JournalStorage(backend)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruners = {
         # rl-baselines3-zoo's: no pruning in the first third of a run, nor before 5 trials
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5,
@@ -63,14 +74,57 @@ def open_study(folder: Path, name: str, storage: str | None, pruner: str, timest
                                                             max_resource=timesteps),
         "none": optuna.pruners.NopPruner,
     }
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # the sampler is not seeded: a seeded one would repeat its first draws in a continued study
+    where = "the journal file" if storage is None else _masked(storage)
     try:
-        return optuna.create_study(storage=storage, study_name=name, direction="maximize",
+        if storage is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            backend = optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))
+            opened = optuna.storages.JournalStorage(backend)
+        else:
+            opened = _database(storage, heartbeat_s)
+        # the sampler is not seeded: a seeded one would repeat its first draws in a continued
+        # study
+        return optuna.create_study(storage=opened, study_name=name, direction="maximize",
                                    sampler=optuna.samplers.TPESampler(),
                                    pruner=pruners[pruner](), load_if_exists=True)
+    except ImportError as e:  # the URL's driver (Optuna wraps SQLAlchemy's error)
+        missing = e.__cause__ or e
+        raise ConfigError(f"cannot open study {name!r} in {where}: its database driver is "
+                          f"not installed ({missing}); for PostgreSQL: pip install "
+                          "'fop-rl[postgres]'") from None
     except Exception as e:  # a bad URL, an unreachable database, a foreign file
-        raise ConfigError(f"cannot open study {name!r} in {storage}: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"cannot open study {name!r} in {where}: {first}") from None
+
+
+def _database(url: str, heartbeat_s: int):
+    """Optuna's RDB storage, made when other processes may be making it at the same moment:
+    each creates the schema if missing, and all but one find it half made (a duplicate type
+    or table, PostgreSQL's UniqueViolation). Made again after a pause, it is found whole."""
+    import optuna
+    import sqlalchemy.exc
+
+    attempts = 10
+    for attempt in itertools.count(1):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s,
+                                                  grace_period=STALE_BEATS * heartbeat_s)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.2, 1.0))
+
+
+def _masked(url: str) -> str:
+    """A database URL as it may be shown: without its password."""
+    try:
+        import sqlalchemy
+
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing to hide
+        return url
 
 
 def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -112,6 +166,7 @@ class RunningTrial:
     jobs: list[Job]
     reported: int = 0  # evaluation points reported to the pruner
     curve: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    beat: float = -np.inf  # time.monotonic() of its last heartbeat
 
 
 class Tuner:
@@ -128,22 +183,71 @@ class Tuner:
     def finished(self) -> int:
         return sum(t.state.name in FINISHED for t in self.study.get_trials(deepcopy=False))
 
-    def fail_orphans(self) -> list[int]:
-        """Mark FAIL the trials left RUNNING by a tune process of this machine that died."""
-        import optuna
+    def counts(self) -> tuple[int, int]:
+        """(finished, running) trials of the whole study: other tune processes' included."""
+        states = [t.state.name for t in self.study.get_trials(deepcopy=False)]
+        return sum(s in FINISHED for s in states), states.count("RUNNING")
 
+    def fail_orphans(self) -> list[int]:
+        """Mark FAIL the trials left RUNNING by a tune process that died: one of this machine
+        (its process id is gone), or, in a database study, one anywhere whose heartbeat
+        stopped (see open_study)."""
+        import optuna
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        storage = self.study._storage
+        stale = set()
+        if is_heartbeat_enabled(storage):
+            stale = set(storage._get_stale_trial_ids(self.study._study_id))
         orphans = []
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            pid = t.user_attrs.get("pid")
+            where = f"pid {t.user_attrs.get('pid')} on {t.user_attrs.get('host')}"
             if rundir.alive_here(t.user_attrs) is False:
-                self.study._storage.set_trial_user_attr(
-                    t._trial_id, "fail_reason", f"its tune process (pid {pid}) died")
-                self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-                orphans.append(t.number)
+                reason = f"its tune process ({where}) died"
+            elif t._trial_id in stale:
+                reason = (f"its tune process ({where}) stopped beating: no heartbeat for "
+                          f"{STALE_BEATS} x {storage.get_heartbeat_interval()} s")
+            else:
+                continue
+            try:
+                storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+                self.study.tell(t.number, state=optuna.trial.TrialState.FAIL,
+                                skip_if_finished=True)
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
+                continue  # another tune process failed it first
+            orphans.append(t.number)
         return orphans
 
-    def start(self) -> None:
-        trial = self.study.ask()
+    def beat(self) -> None:
+        """In a database study, a heartbeat for each running trial (this process lives) once
+        per heartbeat interval."""
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        storage = self.study._storage
+        if not is_heartbeat_enabled(storage):
+            return
+        now = time.monotonic()
+        for running in self.running:
+            if now - running.beat >= storage.get_heartbeat_interval():
+                storage.record_heartbeat(running.trial._trial_id)
+                running.beat = now
+
+    def start(self, trials: int) -> bool:
+        """Start a trial and its runs, unless the study turns out to have enough trials
+        finished or running (another tune process asked at the same moment): then the new
+        trial ends as FAIL, "surplus", before it trains, and False is returned."""
+        import optuna
+
+        with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": we beat
+            warnings.simplefilter("ignore", UserWarning)
+            trial = self.study.ask()
+        ahead = sum(t.number < trial.number and t.state.name in (*FINISHED, "RUNNING")
+                    for t in self.study.get_trials(deepcopy=False))
+        if ahead >= trials:
+            trial.set_user_attr("fail_reason", f"surplus: {ahead} trials were already "
+                                "finished or running")
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return False
         for key, value in rundir.process().items():  # host, boot_id, pid: see fail_orphans
             trial.set_user_attr(key, value)
         params = suggest(trial, self.space)
@@ -155,6 +259,7 @@ class Tuner:
             self.backend.start(job)
             jobs.append(job)
         self.running.append(RunningTrial(trial, jobs))
+        return True
 
     def run(self, trials: int, on_end: Callable[[Any, str, str], None] | None = None,
             poll_s: float = 1.0) -> bool:
@@ -164,13 +269,17 @@ class Tuner:
         per_trial, failures = len(self.seeds), 0
         try:
             while True:
-                finished = self.finished()  # one read of the storage per round
+                self.fail_orphans()  # another process's, which would hold its slot forever
+                finished, running = self.counts()  # the study's, other processes' included
                 if not self.running and (finished >= trials or failures >= trials):
                     break
-                while (finished + len(self.running) < trials and failures < trials
+                while (finished + running < trials and failures < trials
                        and (len(self.running) + 1) * per_trial <= max(self.backend.slots,
                                                                       per_trial)):
-                    self.start()
+                    if not self.start(trials):
+                        break
+                    running += 1
+                self.beat()
                 time.sleep(poll_s)
                 for running in list(self.running):
                     outcome = self.poll(running)
@@ -248,14 +357,16 @@ def write_outputs(study, folder: Path, base: dict[str, Any], optimizer: str) -> 
     written = [folder / "trials.csv"]
     trials = study.get_trials(deepcopy=False)
     keys = sorted({k for t in trials for k in t.params})
-    with open(folder / "trials.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["number", "state", *keys, "objective", "last_step", "fail_reason"])
-        for t in trials:
-            last = max(t.intermediate_values, default=None)
-            writer.writerow([t.number, t.state.name, *(t.params.get(k, "") for k in keys),
-                             "" if t.value is None else t.value, "" if last is None else last,
-                             t.user_attrs.get("fail_reason", "")])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["number", "state", *keys, "objective", "last_step", "fail_reason"])
+    for t in trials:
+        last = max(t.intermediate_values, default=None)
+        writer.writerow([t.number, t.state.name, *(t.params.get(k, "") for k in keys),
+                         "" if t.value is None else t.value, "" if last is None else last,
+                         t.user_attrs.get("fail_reason", "")])
+    # tune processes sharing a folder as well as a study write it at once: whole, or not
+    rundir.atomic_write_text(folder / "trials.csv", table.getvalue())
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if complete:
         best = max(complete, key=lambda t: t.value)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,41 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 def cli_subprocess(*argv: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fop_rl.cli", *map(str, argv)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def processes_of(folder: Path) -> list[int]:
+    """Processes whose command line names ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if str(folder) in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def kill_runs_of(folder: Path) -> None:
+    """The orphaned training processes of a killed tune process (they have their own
+    sessions, so they outlive it)."""
+    for pid in processes_of(folder):
+        os.kill(pid, signal.SIGKILL)
+
+
+def kill_tune_mid_trial(argv: list[str], folder: Path) -> None:
+    """Start ``fop-rl tune`` (``argv``, trials in ``folder``) and SIGKILL it and its runs once
+    its first trial trains: no chance to clean up, so the trial stays RUNNING in the study."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_json = folder / "trial-0" / "seed-100" / "run.json"
+    deadline = time.monotonic() + 120
+    while not run_json.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    kill_runs_of(folder / "trial-0")
 
 
 @pytest.fixture(autouse=True, scope="session")

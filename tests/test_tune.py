@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from fop_rl import rundir
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, kill_tune_mid_trial, processes_of, run_cli
 
 ENV = "BipedalWalker-v3"
 
@@ -106,15 +105,7 @@ def test_a_trial_whose_tune_process_died_is_not_counted(tmp_path: Path):
     folder = runs / "tune" / ENV / "momentum"
     argv = [sys.executable, "-m", "fop_rl.cli", *tune_args(runs, "--pruner", "none",
                                                            trials=1, timesteps=8192)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_json = folder / "trial-0" / "seed-100" / "run.json"
-    deadline = time.monotonic() + 120
-    while not run_json.exists():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.2)
-    proc.kill()  # no chance to clean up: the trial stays RUNNING in the study
-    proc.wait()
-    _kill_runs_of(folder / "trial-0")
+    kill_tune_mid_trial(argv, folder)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300)  # the same again
     assert result.returncode == 0, result.stdout + result.stderr
     assert "trial 0 was left running" in result.stdout
@@ -139,28 +130,7 @@ def test_a_stopped_study_is_consistent(tmp_path: Path):
     assert proc.returncode == 130 and "run the same command again" in err
     row = trials_csv(folder)[0]
     assert row["state"] == "FAIL" and row["fail_reason"] == "interrupted"
-    assert not _processes_of(folder / "trial-0")  # its runs were stopped, not orphaned
-
-
-def _processes_of(folder: Path) -> list[int]:
-    """Processes whose command line names ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if str(folder) in cmdline:
-                found.append(int(entry.name))
-    return found
-
-
-def _kill_runs_of(folder: Path) -> None:
-    """The orphaned training processes of a killed tune process (they have their own
-    sessions, so they outlive it)."""
-    for pid in _processes_of(folder):
-        os.kill(pid, signal.SIGKILL)
+    assert not processes_of(folder / "trial-0")  # its runs were stopped, not orphaned
 
 
 @pytest.mark.parametrize(("setting", "message"), [
