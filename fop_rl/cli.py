@@ -292,7 +292,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
     from fop_rl.evaluate import evaluate, final_evaluation_path, save_final
+
+    torch.set_num_threads(1)  # a small policy: more threads only contend for the cores
 
     if args.save:  # before the episodes, which take a while
         if args.model != "last":
