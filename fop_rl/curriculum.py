@@ -6,6 +6,7 @@ the rule that ends it::
     curriculum:
       - {terrain: stumps-low, steps: 200000}   # ends after 200k env steps in the stage
       - {terrain: pits, min_return: 200}       # ends when its evaluation return reaches 200
+      - {terrain: stairs, min_return: 150, steps: 500000}  # whichever comes first
       - {terrain: hardcore}                    # the last stage runs to the budget
 
 ``min_return`` is POET's minimal criterion: the mean return of the periodic deterministic
@@ -70,9 +71,10 @@ def parse(stages: Any) -> list[Stage]:
         if last and rules:
             raise CurriculumError(f"{where} is the last stage, which runs to the budget: leave "
                                   f"out {rules[0]}")
-        if not last and len(rules) != 1:
-            raise CurriculumError(f"{where} needs one rule that ends it: steps: N (env steps "
-                                  "in the stage) or min_return: R (evaluation return)")
+        if not last and not rules:
+            raise CurriculumError(f"{where} needs a rule that ends it: steps: N (env steps "
+                                  "in the stage), min_return: R (evaluation return), or both "
+                                  "(whichever comes first)")
         steps, min_return = stage.get("steps"), stage.get("min_return")
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
                                   or steps < 1):
