@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "evaluations (default: final)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value for every trial (repeatable)")
+    _terrain_option(p, "tune")
 
     p = commands.add_parser("report", help="aggregate seeds: curves, tables, CIs, figures")
     p.add_argument("runs_dir", type=Path, help="a folder of <env>/<label>/seed-<n> runs")
@@ -417,21 +418,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from fop_rl import sweep, tune
     from fop_rl.rundir import env_folder
 
-    overrides = [*args.overrides, f"training.optimizer={args.optimizer}"]
+    env_id, terrain = _terrain_overrides(args)
+    overrides = [*terrain, *args.overrides, f"training.optimizer={args.optimizer}"]
     if args.timesteps is not None:
         overrides.append(f"training.total_timesteps={args.timesteps}")
-    cfg = configuration.load(args.config, args.env_id, overrides)
+    cfg = configuration.load(args.config, env_id, overrides)
     space = cfg.get("search", {}).get(args.optimizer)
     if not space:
         raise UsageError(f"the config has no search space for {args.optimizer} "
                          f"(search.{args.optimizer})")
     seeds = sweep.parse_seeds(args.seeds)
-    env_id, training = cfg["env"]["id"], cfg["training"]
+    training = cfg["training"]
     folder = tune.study_folder(args.runs_dir, env_folder(cfg), args.optimizer)
-    name = args.study_name or f"{env_id}-{args.optimizer}"
+    name = args.study_name or f"{env_folder(cfg)}-{args.optimizer}"
     study = tune.open_study(folder, name, args.storage, args.pruner,
                             training["total_timesteps"], training["eval_freq"], args.heartbeat)
-    base = [f"--{k}={v}" for k, v in (("config", args.config), ("env", args.env_id)) if v]
+    base = [f"--{k}={v}" for k, v in (("config", args.config), ("env", env_id)) if v]
 
     def train_argv(seed: int, run_dir: Path, params: dict) -> list[str]:
         argv = ["train", *base, "--run-dir", str(run_dir), "--force", "--no-progress",

@@ -111,15 +111,16 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     """
     run = locate(run_dir, which)
     env_cfg = _env_config(run, env_id, terrain)
-    if backend is None and terrains.envpool_id(env_cfg["terrain"]) is None:
-        backend = "gymnasium"  # the terrain walker's parametric terrains are gymnasium's
+    parametric = (env_cfg["id"] == terrains.ENV_ID
+                  and terrains.envpool_id(env_cfg["terrain"]) is None)
+    if backend is None and parametric:
+        backend = "gymnasium"  # EnvPool has the flat and hardcore terrains only
     backend = backend or env_cfg["backend"]
     if backend == "envpool":
         if not envpool_env.installed():
             raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip "
                            "install envpool, or pass --backend gymnasium")
-        if (env_cfg["id"] == terrains.ENV_ID
-                and terrains.envpool_id(env_cfg["terrain"]) is None):
+        if parametric:
             raise RunError("envpool simulates only the flat and hardcore terrains: pass "
                            "--backend gymnasium")
     model = load_model(run.model_path)

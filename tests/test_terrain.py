@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import fop_rl  # noqa: F401  (registers the terrain walker)
@@ -188,6 +189,20 @@ def test_sweep_and_report_keep_one_env_level(tmp_path: Path, capsys):
     code, out, err = run_cli(capsys, "report", runs, "--out", tmp_path / "report")
     assert code == 0, err
     assert list(json.loads((tmp_path / "report" / "report.json").read_text())) == [env]
+
+
+def test_tune_on_a_terrain(tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    code, out, err = run_cli(capsys, "tune", "--terrain", "stumps-low", "--optimizer",
+                             "momentum", "--trials", "1", "--timesteps", "512", "--seeds", "100",
+                             "--jobs", "1", "--pruner", "none", "--runs-dir", runs,
+                             *tiny_args()[:-1])
+    assert code == 0, out + err
+    folder = runs / "tune" / "fop_rl-BipedalWalkerTerrain-v0-stumps-low" / "momentum"
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["env"]["id"] == ENV_ID and best["env"]["terrain"] == "stumps-low"
+    trained = rundir.read_config(folder / "trial-0" / "seed-100")
+    assert trained["env"]["terrain"] == "stumps-low"
 
 
 @pytest.mark.parametrize(("argv", "message"), [
