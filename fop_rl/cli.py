@@ -254,7 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     from fop_rl import config as configuration
     from fop_rl.rundir import default_run_dir, env_folder
-    from fop_rl.train import Interrupted, train
 
     if args.resume:
         if args.run_dir is None:
@@ -282,6 +281,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = configuration.load(args.config, env_id, overrides)
     run_dir = args.run_dir or default_run_dir(env_folder(cfg), cfg["training"]["optimizer"],
                                               cfg["training"]["seed"])
+    from fop_rl.train import Interrupted, train  # torch and SB3: once the input is good
+
     try:
         train(cfg, run_dir, resume=args.resume, force=args.force,
               show_progress=False if args.no_progress else None)

@@ -22,11 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import gymnasium
 import yaml
 
-from fop_rl import curriculum, envpool_env
-from fop_rl import terrain as terrains
+from fop_rl import TERRAIN_ENV_ID
 from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
 
 BACKENDS = ("gymnasium", "envpool")
@@ -59,6 +57,8 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
 
 def continuous_control(env_id: str) -> str | None:
     """None for a registered gymnasium environment with a Box action space, else why not."""
+    import gymnasium
+
     try:
         gymnasium.spec(env_id)
     except gymnasium.error.Error:
@@ -267,10 +267,12 @@ def validate(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
                           "under optimizers")
     env_id = config["env"]["id"]
-    if (env_id == terrains.ENV_ID or config["env"]["terrain"] is not None
+    if (env_id == TERRAIN_ENV_ID or config["env"]["terrain"] is not None
             or config["training"]["curriculum"] is not None):
         _validate_terrain(config, source)
     elif config["env"]["backend"] == "envpool":
+        from fop_rl import envpool_env
+
         if not envpool_env.installed():
             raise ConfigError(f"{source}: env.backend is envpool, but envpool is not installed "
                               "(pip install envpool)")
@@ -287,10 +289,13 @@ def validate(config: dict[str, Any], source: str) -> None:
 
 def _validate_terrain(config: dict[str, Any], source: str) -> None:
     """env.terrain and training.curriculum: their parameters, and what runs them."""
+    from fop_rl import curriculum
+    from fop_rl import terrain as terrains
+
     env, stages = config["env"], config["training"]["curriculum"]
-    if env["id"] != terrains.ENV_ID:
+    if env["id"] != TERRAIN_ENV_ID:
         what = "env.terrain" if stages is None else "training.curriculum"
-        raise ConfigError(f"{source}: {what} needs env.id {terrains.ENV_ID}, not {env['id']}")
+        raise ConfigError(f"{source}: {what} needs env.id {TERRAIN_ENV_ID}, not {env['id']}")
     try:
         terrain = terrains.resolve(env["terrain"])
     except terrains.TerrainError as e:

@@ -9,20 +9,21 @@ goes to PPO itself, which hands it to the optimizer and schedules it. A name in
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import torch
-from stable_baselines3.common.policies import ActorCriticPolicy
-
-from fop_rl.optim import FOP
-from fop_rl.policies import SplitPolicy
+if TYPE_CHECKING:
+    import torch
+    from stable_baselines3.common.policies import ActorCriticPolicy
 
 _FOP = ("hyper_lr", "hyper_optimizer", "side", "rank", "max_full_dim")
+SGD, ADAM, FOP = "torch.optim.SGD", "torch.optim.Adam", "fop_rl.optim.FOP"
 
-# name -> (class, fixed kwargs, options a config may set besides lr)
-OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], tuple[str, ...]]] = {
-    "momentum": (torch.optim.SGD, {}, ("momentum",)),
-    "adam": (torch.optim.Adam, {}, ("eps",)),
+# name -> (class, as an import path: configs are checked without importing torch; fixed kwargs;
+# options a config may set besides lr)
+OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    "momentum": (SGD, {}, ("momentum",)),
+    "adam": (ADAM, {}, ("eps",)),
     "fop-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
     "fop-adam": (FOP, {"structure": "full", "base": "adam"}, (*_FOP, "eps")),
     "fop-norm-momentum": (FOP, {"structure": "full", "normalize": True}, ("momentum", *_FOP)),
@@ -52,11 +53,19 @@ OPTIMIZER_KEYS = {name: ("lr", *options) for name, (_, _, options) in OPTIMIZERS
 VALUE_GROUPS: dict[str, dict[str, Any]] = {"fop-policy-momentum": {"structure": "none"}}
 
 
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The torch optimizer class behind an optimizer name."""
+    module, _, attribute = OPTIMIZERS[name][0].rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def policy_setup(name: str, options: dict[str, Any]
                  ) -> tuple[str | type[ActorCriticPolicy], dict[str, Any]]:
     """SB3's policy and the optimizer's part of its policy_kwargs, from a name and its config
     entry."""
     if name in VALUE_GROUPS:
+        from fop_rl.policies import SplitPolicy
+
         policy, extra = SplitPolicy, {"value_group": VALUE_GROUPS[name]}
     else:
         policy, extra = "MlpPolicy", {}
@@ -65,14 +74,11 @@ def policy_setup(name: str, options: dict[str, Any]
 
 
 def _optimizer(name: str, options: dict[str, Any]) -> tuple[type, dict[str, Any]]:
-    cls, fixed, _ = OPTIMIZERS[name]
+    _, fixed, _ = OPTIMIZERS[name]
+    cls = optimizer_class(name)
     kwargs = {**fixed, **{k: v for k, v in options.items() if k != "lr"}}
     if name == "adam":
         kwargs.setdefault("eps", 1e-5)  # SB3's default, which it drops once kwargs are given
     elif "eps" in kwargs:  # fop-adam: eps belongs to the Adam base
         kwargs["base_kwargs"] = {"eps": kwargs.pop("eps")}
     return cls, kwargs
-
-
-def is_fop(name: str) -> bool:
-    return OPTIMIZERS[name][0] is FOP

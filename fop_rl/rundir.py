@@ -33,9 +33,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import gymnasium
-import stable_baselines3
-import torch
 import yaml
 
 import fop_rl
@@ -140,6 +137,10 @@ def check_not_training(run_dir: Path) -> None:
 
 
 def versions() -> dict[str, str]:
+    import gymnasium
+    import stable_baselines3
+    import torch
+
     found = {"python": platform.python_version(), "torch": torch.__version__,
              "stable_baselines3": stable_baselines3.__version__,
              "gymnasium": gymnasium.__version__, "fop_rl": fop_rl.__version__}

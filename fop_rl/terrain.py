@@ -68,7 +68,9 @@ from gymnasium.envs.box2d.bipedal_walker import (
 )
 from gymnasium.utils import EzPickle
 
-ENV_ID = "fop_rl/BipedalWalkerTerrain-v0"
+from fop_rl import TERRAIN_ENV_ID
+
+ENV_ID = TERRAIN_ENV_ID  # registered by `import fop_rl`
 MAX_EPISODE_STEPS = 2000  # the packaged configs' (and the paper's) time limit
 PIT_DEPTH = 4  # steps
 STAIR_DEFAULTS = {"stair_height": 1, "stair_width": [4, 4], "stair_steps": [3, 4]}

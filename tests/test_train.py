@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from fop_rl import config, rundir
 from fop_rl.optim import FOP
-from fop_rl.optimizers import OPTIMIZERS
+from fop_rl.optimizers import OPTIMIZERS, optimizer_class
 from tests.conftest import cli_subprocess, run_cli, tiny_args
 
 RUN_FILES = ["config.yaml", "run.json", "model.zip", "best_model.zip", "vecnormalize.pkl",
@@ -338,6 +340,21 @@ def test_every_option_of_every_command_has_help():
     assert not missing
 
 
+HEAVY = ("torch", "stable_baselines3", "envpool", "Box2D", "optuna", "scipy", "matplotlib")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["sweep", "--help"],
+                                  ["train", "--seed", "x"], ["evaluate"]])
+def test_help_and_usage_errors_import_no_heavy_library(argv: list[str]):
+    # what makes them instant: torch, SB3 and the simulators load where they are used
+    code = ("import sys\nfrom fop_rl.cli import main\ntry:\n    main(sys.argv[1:])\n"
+            "except SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr
+
+
 def test_run_before_its_first_evaluation_evaluates_its_last_model(tmp_path: Path, capsys):
     run_dir = tmp_path / "short"
     code, _, err = run_cli(capsys, "train", "--timesteps", "256", "--optimizer", "momentum",
@@ -364,7 +381,7 @@ def test_every_optimizer_name_trains_ppo(name: str):
     env = make_train_env(cfg["env"], 0.99, 0, None)
     model = build_model(cfg, env)
     model.learn(128)  # one rollout, two epochs of updates
-    assert isinstance(model.policy.optimizer, OPTIMIZERS[name][0])
+    assert isinstance(model.policy.optimizer, optimizer_class(name))
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
     env.close()
 
