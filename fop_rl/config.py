@@ -116,6 +116,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "vf_coef": (_NUMBER, _non_negative),
         "max_grad_norm": (_NUMBER, _positive),
         "net_arch": ((list,), None),
+        "compile": ((bool,), None),  # the minibatch loss under torch.compile (fop_rl.compiled)
     },
 }
 # keys a config may leave out, with their defaults: section -> key -> default
@@ -128,6 +129,8 @@ OPTIONAL: dict[str, dict[str, Any]] = {
                  "curriculum": None},
     # the terrain walker's terrain (null: plain ground); other environments have none
     "env": {"terrain": None},
+    # SB3's own PPO.train, or the same update with its loss compiled
+    "ppo": {"compile": False},
 }
 # every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
 OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {

@@ -28,6 +28,7 @@ from fop_rl.callbacks import (
     TimedEvalCallback,
     save_checkpoint,
 )
+from fop_rl.compiled import CompiledPPO
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import (
     LoadedRun,
@@ -68,12 +69,18 @@ def learning_rate(config: dict[str, Any]):
     return lr
 
 
+def algorithm(config: dict[str, Any]) -> type[PPO]:
+    """SB3's PPO, or the same algorithm with its minibatch loss compiled (``ppo.compile``)."""
+    return CompiledPPO if config["ppo"]["compile"] else PPO
+
+
 def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
     name = config["training"]["optimizer"]
     policy, optimizer = policy_setup(name, config["optimizers"][name])
     ppo = dict(config["ppo"])
     net_arch = ppo.pop("net_arch")
-    return PPO(
+    ppo.pop("compile")
+    return algorithm(config)(
         policy, env, learning_rate=learning_rate(config), seed=config["training"]["seed"],
         policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch), **optimizer),
         device="cpu", verbose=0, **ppo,
@@ -171,7 +178,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
                              n_envs=min(training["n_eval_envs"], training["n_eval_episodes"]))
     if checkpoint is not None:
         env = VecNormalize.load(str(checkpoint / rundir.VECNORM), env.venv)
-        model = PPO.load(checkpoint / rundir.MODEL, env=env, device="cpu")
+        model = algorithm(config).load(checkpoint / rundir.MODEL, env=env, device="cpu")
     else:
         model = build_model(config, env)
         if source is not None:

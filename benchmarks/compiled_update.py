@@ -1,0 +1,69 @@
+"""PPO's update with SB3's PPO.train against the same update with its loss compiled
+(fop_rl.compiled.CompiledPPO), on one fixed walker rollout, in one process.
+
+For each optimizer, two models start from the same weights and share one rollout of the
+packaged walker config (8 envs x 512 steps, EnvPool); the update (10 epochs of 32 minibatches)
+then runs alternately on each, the order reversed every other repeat. Time is the thread's CPU
+time (one torch thread), so a busy machine's waits do not count; ratios per repeat, then medians.
+The first compiled update, which compiles, is reported apart.
+
+    python benchmarks/compiled_update.py [--repeats 9] [--optimizers momentum fop-momentum]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from stable_baselines3.common.logger import configure
+
+from fop_rl import config
+from fop_rl.envs import make_train_env
+from fop_rl.train import build_model
+
+
+def cpu_seconds(model) -> float:
+    start = time.thread_time()
+    model.train()
+    return time.thread_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--optimizers", nargs="+", default=["momentum", "fop-momentum"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name in args.optimizers:
+        cfg = config.load(env_id="BipedalWalker-v3", overrides=[f"training.optimizer={name}"])
+        env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
+        plain = build_model(cfg, env)
+        compiled = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": True}}, env)
+        compiled.policy.load_state_dict(plain.policy.state_dict())
+        for model in (plain, compiled):
+            model.set_logger(configure(None, []))
+        plain.learn(cfg["ppo"]["n_steps"] * cfg["env"]["n_envs"])  # one rollout (and update)
+        compiled.rollout_buffer = plain.rollout_buffer
+        compiled._current_progress_remaining = plain._current_progress_remaining
+        first = cpu_seconds(compiled)
+        ratios, times = [], {"sb3": [], "compiled": []}
+        for repeat in range(args.repeats):
+            order = [("sb3", plain), ("compiled", compiled)]
+            if repeat % 2:
+                order.reverse()
+            took = {key: cpu_seconds(model) for key, model in order}
+            ratios.append(took["sb3"] / took["compiled"])
+            for key, value in took.items():
+                times[key].append(value)
+        print(f"{name}: compiled update {statistics.median(ratios):.2f}x as fast as SB3's "
+              f"(median of {args.repeats}, min {min(ratios):.2f}, max {max(ratios):.2f}); "
+              f"SB3 {statistics.median(times['sb3']):.3f} s, compiled "
+              f"{statistics.median(times['compiled']):.3f} s CPU per update; first compiled "
+              f"update (compiling) {first:.1f} s")
+        env.close()
+
+
+if __name__ == "__main__":
+    main()
