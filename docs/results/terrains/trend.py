@@ -32,11 +32,13 @@ from fop_rl.report import find_runs
 ENV = "fop_rl-BipedalWalkerTerrain-v0-"
 LABELS = ("momentum", "adam", "fop-momentum")
 EARLY = 200_000  # steps: the early part, where fop-momentum led on the walker
+METRICS = ("last model", "best-so-far", "early AUC")
 HERE = Path(__file__).parent
 
 
-def metrics(runs_dir: Path, rung: str) -> dict[str, dict[str, np.ndarray]]:
-    """metric -> label -> per-seed values, on the seeds complete for every label."""
+def metrics(runs_dir: Path, rung: str) -> dict:
+    """metric -> label -> per-seed values, on the seeds complete for every label (listed
+    under "seeds")."""
     by_label: dict[str, dict[int, dict[str, float]]] = {label: {} for label in LABELS}
     for run in find_runs(runs_dir)[0]:
         if run.env_id != ENV + rung or run.label not in LABELS or not run.complete:
@@ -48,8 +50,9 @@ def metrics(runs_dir: Path, rung: str) -> dict[str, dict[str, np.ndarray]]:
             "best-so-far": float(best[-1]),
             "early AUC": float(early.mean()) if early.size else np.nan}
     seeds = sorted(set.intersection(*(set(v) for v in by_label.values())))
-    return {m: {label: np.array([by_label[label][s][m] for s in seeds]) for label in LABELS}
-            for m in ("last model", "best-so-far", "early AUC")}
+    out = {m: {label: np.array([by_label[label][s][m] for s in seeds]) for label in LABELS}
+           for m in METRICS}
+    return {**out, "seeds": seeds}
 
 
 def slope(p: np.ndarray) -> float:
@@ -89,7 +92,7 @@ def main() -> None:
     lines = ["| metric | " + " | ".join(f"{r} ({d:.0f})" for r, d in zip(args.rungs, difficulty,
                                                                          strict=True))
              + " | slope of P per rung [95% CI] |", "|---" * (len(args.rungs) + 2) + "|"]
-    for metric in ("last model", "best-so-far", "early AUC"):
+    for metric in METRICS:
         per_rung = [table[r][metric] for r in args.rungs]
         if min(len(r["momentum"]) for r in per_rung) < 2:
             continue  # a rung without two complete seeds of every label
@@ -104,6 +107,13 @@ def main() -> None:
         lines.append(f"| P(fop-momentum > momentum), {metric} | "
                      + " | ".join(f"{p:.2f} [{lo:.2f}, {hi:.2f}]" for p, lo, hi in ps)
                      + f" | {b:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    lines += ["", "| rung | label | seed | last model (50 episodes) | best-so-far at the budget "
+              "| early AUC (first 200k) |", "|---|---|---|---|---|---|"]
+    for rung in args.rungs:
+        for label in LABELS:
+            for i, seed in enumerate(table[rung]["seeds"]):
+                values = " | ".join(f"{table[rung][m][label][i]:.1f}" for m in METRICS)
+                lines.append(f"| {rung} | {label} | {seed} | {values} |")
     (args.out / "trend.md").write_text("\n".join(lines) + "\n")
     (args.out / "trend.json").write_text(json.dumps(out, indent=1) + "\n")
     print("\n".join(lines))
