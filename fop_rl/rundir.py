@@ -56,15 +56,15 @@ def env_folder(config: dict[str, Any]) -> str:
     whose namespace slash becomes a dash (one folder level, as ``fop-rl report`` reads it), and
     for the terrain walker its terrain (a preset's name, ``custom-<hash>``, or the curriculum's
     ``curriculum-<hash>``)."""
-    from fop_rl import terrain
-
     env, stages = config["env"], config["training"].get("curriculum")
     name = env["id"].replace("/", "-")
-    if env["id"] != terrain.ENV_ID:
+    if env["id"] != fop_rl.TERRAIN_ENV_ID:
         return name
     if stages:
         text = json.dumps(stages, sort_keys=True)
         return f"{name}-curriculum-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    from fop_rl import terrain
+
     return f"{name}-{terrain.describe(env.get('terrain'))}"
 
 
