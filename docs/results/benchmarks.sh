@@ -4,4 +4,10 @@ set -euo pipefail
 python benchmarks/optimizer_step.py --repeats 7 --steps 300 \
   | tee docs/results/benchmarks/optimizer_step.txt
 python benchmarks/throughput.py --vec-env both | tee docs/results/benchmarks/throughput.txt
+python benchmarks/terrain_speed.py --repeats 9 --steps 5000 \
+  | tee docs/results/benchmarks/terrain_speed.txt
+python benchmarks/compiled_update.py --repeats 7 | tee docs/results/benchmarks/compiled_update.txt
+# the command line before/after: BEFORE names a checkout of an older commit (6c5ab44 here)
+python benchmarks/cli_startup.py --repeats 5 ${BEFORE:+--before "$BEFORE"} \
+  | tee docs/results/benchmarks/cli_startup.txt
 echo "benchmarks finished: $(date -u +%FT%TZ)"
