@@ -31,6 +31,7 @@ import itertools
 import random
 import time
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,7 @@ def read_evaluations(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(run_dir / rundir.EVALUATIONS) as data:
             return data["timesteps"].copy(), data["results"].mean(axis=1)
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # mid-write
         return np.zeros(0, dtype=int), np.zeros(0)
 
 
