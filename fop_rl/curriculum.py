@@ -118,13 +118,14 @@ class Curriculum(BaseCallback):
         return self.stages[self.state.stage]
 
     def _on_training_start(self) -> None:
-        every = self.evaluation.eval_freq * self.training_env.num_envs
-        self.next_eval = (self.num_timesteps // every + 1) * every
+        # the evaluation callback's grid: it counts its calls, one per step of all envs
+        self.every = self.evaluation.eval_freq * self.training_env.num_envs
+        self.next_eval = (self.num_timesteps // self.every + 1) * self.every
         self._record()
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.next_eval:
-            self.next_eval += self.evaluation.eval_freq * self.training_env.num_envs
+            self.next_eval += self.every
             mean = self._evaluate_stage()
             if self.stage.min_return is not None and mean >= self.stage.min_return:
                 self._advance(f"evaluation return {mean:.1f} >= {self.stage.min_return:g}")

@@ -106,6 +106,11 @@ class Terrain:
                    ("pit", self.pit_gap is not None))
         return tuple(kind for kind, on in enabled if on)
 
+    def stairs(self) -> dict[str, Size]:
+        """The stair parameters, gymnasium's where not given."""
+        given = {k: v for k, v in asdict(self).items() if k.startswith("stair_") and v is not None}
+        return {**STAIR_DEFAULTS, **given}
+
     def parameters(self) -> dict[str, Any]:
         """The parameters that differ from plain ground: a mapping ``resolve()`` rebuilds."""
         default = Terrain()
@@ -227,7 +232,7 @@ class BipedalWalkerTerrain(BipedalWalker):
         # gymnasium's state machine, with sizes drawn from the terrain's parameters: the draws
         # (and the bodies built) keep gymnasium's order, which makes both end points exact
         spec = self.terrain_spec
-        kinds = spec.kinds
+        kinds, stairs = spec.kinds, spec.stairs()
         state, velocity, y = "grass", 0.0, TERRAIN_HEIGHT
         counter, oneshot = TERRAIN_STARTPAD, False
         self.terrain, self.terrain_x, self.terrain_y = [], [], []
@@ -261,8 +266,6 @@ class BipedalWalkerTerrain(BipedalWalker):
                                 (x, y + height * TERRAIN_STEP)])
                 counter = math.ceil(width)
             elif state == "stairs" and oneshot:
-                stairs = {**STAIR_DEFAULTS, **{k: v for k, v in asdict(spec).items()
-                                               if k.startswith("stair_") and v is not None}}
                 sign = +1 if self.np_random.random() > 0.5 else -1
                 stair_height = sign * self._draw(stairs["stair_height"])
                 stair_width = self._draw(stairs["stair_width"])
