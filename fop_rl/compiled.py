@@ -30,6 +30,8 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.utils import explained_variance
 
+from fop_rl.config import first_line
+
 
 def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions: torch.Tensor,
                    old_log_prob: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
@@ -76,9 +78,8 @@ class CompiledPPO(PPO):
             except Exception as e:  # no C++ compiler, an op the compiler does not take
                 if self._loss is minibatch_loss:
                     raise
-                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
                 print(f"note: the PPO loss could not be compiled ({type(e).__name__}: "
-                      f"{first}); training goes on uncompiled", file=sys.stderr, flush=True)
+                      f"{first_line(e)}); training goes on uncompiled", file=sys.stderr, flush=True)
                 self._loss = minibatch_loss
         out = self._loss(self.policy, data.observations, data.actions, data.old_log_prob,
                          data.advantages, data.returns, clip_range, float(self.ent_coef),

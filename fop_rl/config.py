@@ -35,6 +35,12 @@ class ConfigError(ValueError):
     """A config that cannot run: the message names the source, the key and the reason."""
 
 
+def first_line(error: BaseException) -> str:
+    """What a library's error says, on one line (its first), for a one-line ``error:``."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be > 0"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fop_rl import config as configuration
 from fop_rl import rundir
-from fop_rl.config import ConfigError
+from fop_rl.config import ConfigError, first_line
 
 
 @dataclass
@@ -137,12 +137,11 @@ class RayBackend:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      ignore_reinit_error=True)
         except Exception as e:  # Ray's ConnectionError, after its own retries
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             where = f"at --address {address}" if address else "locally"
             raise ConfigError(f"--backend ray: cannot start or reach a Ray cluster {where} "
-                              f"({first}); check that `ray start --head` runs there, that its "
-                              "port is reachable from here, and that both use the same Ray "
-                              "version") from None
+                              f"({first_line(e)}); check that `ray start --head` runs there, "
+                              "that its port is reachable from here, and that both use the "
+                              "same Ray version") from None
         self.slots = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         self.task = ray.remote(num_cpus=1)(_run_in_task)
 

@@ -41,7 +41,7 @@ import numpy as np
 import yaml
 
 from fop_rl import rundir, stats
-from fop_rl.config import ConfigError
+from fop_rl.config import ConfigError, first_line
 from fop_rl.sweep import Job, LocalBackend
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -94,8 +94,7 @@ def open_study(folder: Path, name: str, storage: str | None, pruner: str, timest
                           f"not installed ({missing}); for PostgreSQL: pip install "
                           "'fop-rl[postgres]'") from None
     except Exception as e:  # a bad URL, an unreachable database, a foreign file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"cannot open study {name!r} in {where}: {first}") from None
+        raise ConfigError(f"cannot open study {name!r} in {where}: {first_line(e)}") from None
 
 
 def _database(url: str, heartbeat_s: int):
