@@ -1,4 +1,5 @@
-"""PPO whose minibatch loss is compiled: SB3's algorithm, fewer Python calls per minibatch.
+"""PPO whose minibatch loss and rollout forward are compiled: SB3's algorithm, fewer Python
+calls per minibatch and per step.
 
 :class:`CompiledPPO` is stable-baselines3's PPO (same policy, optimizer, ``policy_kwargs``,
 saved models and logged statistics) whose update runs the minibatch loss as one function under
@@ -12,16 +13,23 @@ exactly as ``PPO.train``. Its forward and backward each run as a few fused kerne
 of the update is SB3's order of operations: zero_grad, backward, gradient clipping, the
 optimizer's step, and the same per-minibatch statistics (``train/*``).
 
-Compilation happens at the first minibatch of a process (tens of seconds on CPU, and a C++
-compiler at run time). Where it is unavailable or fails, training goes on with the same
-function uncompiled, after a one-line note. Features SB3's PPO has and this loss leaves out
-(a clipped value function, early stopping on ``target_kl``, discrete actions) fall back to
-SB3's own ``train``.
+Rollouts run the policy's forward (its actions, values and their log-probabilities for the
+environments' observations) compiled too: SB3's ``collect_rollouts`` calls ``policy(obs)``,
+whose ``forward`` is the compiled one while it runs. Sampling draws from torch's generator as
+in eager mode (inductor's ``fallback_random``), so a seed gives SB3's actions.
+
+Compilation happens at the first call of each function in a process (seconds on CPU with a
+warm cache, tens of seconds without, and a C++ compiler at run time). Where it is unavailable
+or fails, training goes on with the same functions uncompiled, after a one-line note.
+Features SB3's PPO has and this loss leaves out (a clipped value function, early stopping on
+``target_kl``, discrete actions) fall back to SB3's own ``train``.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,34 +65,49 @@ def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions:
 
 
 class CompiledPPO(PPO):
-    """SB3's PPO with :func:`minibatch_loss` compiled (``compile_loss=False``: eager)."""
+    """SB3's PPO with :func:`minibatch_loss` and the rollouts' policy forward compiled
+    (``compiled=False``: the same functions, eager)."""
 
-    def __init__(self, *args: Any, compile_loss: bool = True, **kwargs: Any):
-        self.compile_loss = compile_loss
-        self._loss = None
+    def __init__(self, *args: Any, compiled: bool = True, **kwargs: Any):
+        self.compiled = compiled
+        self._functions: dict[str, Callable] = {}
         super().__init__(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_loss"]
+        return [*super()._excluded_save_params(), "_functions"]
+
+    def _run(self, name: str, fn: Callable, *args: Any) -> Any:
+        """``fn(*args)``, compiled at its first call (one compiled ``fn`` per ``name``); if
+        compiling fails (no C++ compiler, an op the compiler does not take), a one-line note,
+        and this model runs every function eager from then on."""
+        if self.compiled:
+            if name not in self._functions:
+                self._functions[name] = torch.compile(fn, dynamic=False,
+                                                      options={"fallback_random": True})
+            try:
+                return self._functions[name](*args)
+            except Exception as e:
+                print(f"note: PPO could not be compiled ({type(e).__name__}: {first_line(e)}); "
+                      "training goes on uncompiled", file=sys.stderr, flush=True)
+                self.compiled = False
+        return fn(*args)
+
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
+        # SB3's rollouts call policy(obs), which calls its forward: compiled while they run
+        self.policy.forward = functools.partial(self._run, "forward", type(self.policy).forward,
+                                                self.policy)
+        try:
+            return super().collect_rollouts(*args, **kwargs)
+        finally:
+            del self.policy.forward
 
     def _step(self, data: Any, clip_range: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One minibatch: the loss, its gradient (clipped) and the optimizer's step, as SB3's
         PPO.train makes them; returns the loss and its statistics."""
-        if self._loss is None:  # a new or loaded model: compile at its first minibatch
-            self._loss = (torch.compile(minibatch_loss, dynamic=False)
-                          if getattr(self, "compile_loss", True) else minibatch_loss)
-            try:
-                return self._step(data, clip_range)
-            except Exception as e:  # no C++ compiler, an op the compiler does not take
-                if self._loss is minibatch_loss:
-                    raise
-                print(f"note: the PPO loss could not be compiled ({type(e).__name__}: "
-                      f"{first_line(e)}); training goes on uncompiled", file=sys.stderr, flush=True)
-                self._loss = minibatch_loss
-        out = self._loss(self.policy, data.observations, data.actions, data.old_log_prob,
-                         data.advantages, data.returns, clip_range, float(self.ent_coef),
-                         float(self.vf_coef),
-                         self.normalize_advantage and len(data.advantages) > 1)
+        out = self._run("loss", minibatch_loss, self.policy, data.observations, data.actions,
+                        data.old_log_prob, data.advantages, data.returns, clip_range,
+                        float(self.ent_coef), float(self.vf_coef),
+                        self.normalize_advantage and len(data.advantages) > 1)
         self.policy.optimizer.zero_grad()
         out[0].backward()
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
