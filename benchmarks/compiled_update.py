@@ -1,11 +1,16 @@
 """PPO's update with SB3's PPO.train against the same update with its loss compiled
-(fop_rl.compiled.CompiledPPO), on one fixed walker rollout, in one process.
+(fop_rl.compiled.CompiledPPO), on one fixed walker rollout, in one process; and the rollouts
+alone, SB3's against CompiledPPO's (its policy forward compiled).
 
 For each optimizer, two models start from the same weights and share one rollout of the
 packaged walker config (8 envs x 512 steps, EnvPool); the update (10 epochs of 32 minibatches)
 then runs alternately on each, the order reversed every other repeat. Time is the thread's CPU
 time (one torch thread), so a busy machine's waits do not count; ratios per repeat, then medians.
 The first compiled update, which compiles, is reported apart.
+
+Rollouts: two models with the same weights, each on its own EnvPool environments made with the
+same seed, collect rollouts of 8 x 512 steps in turns (``collect_rollouts``, as ``learn`` calls
+it); wall time, since EnvPool steps in its own threads.
 
     python benchmarks/compiled_update.py [--repeats 9] [--optimizers momentum fop-momentum]
 """
@@ -30,12 +35,43 @@ def cpu_seconds(model) -> float:
     return time.thread_time() - start
 
 
+def rollout_seconds(model, callback) -> float:
+    start = time.perf_counter()
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    return time.perf_counter() - start
+
+
+def time_rollouts(repeats: int) -> None:
+    cfg = config.load(env_id="BipedalWalker-v3", overrides=["training.optimizer=momentum"])
+    models, callbacks = {}, {}
+    for key, compile_ in (("sb3", False), ("compiled", True)):
+        env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
+        models[key] = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": compile_}}, env)
+        models[key].set_logger(configure(None, []))
+        _, callbacks[key] = models[key]._setup_learn(10**9, None)
+        callbacks[key].on_training_start(locals(), globals())
+    models["compiled"].policy.load_state_dict(models["sb3"].policy.state_dict())
+    first = rollout_seconds(models["compiled"], callbacks["compiled"])
+    rollout_seconds(models["sb3"], callbacks["sb3"])
+    times: dict[str, list[float]] = {"sb3": [], "compiled": []}
+    for repeat in range(repeats):
+        for key in (["sb3", "compiled"] if repeat % 2 == 0 else ["compiled", "sb3"]):
+            times[key].append(rollout_seconds(models[key], callbacks[key]))
+    ratios = [a / b for a, b in zip(times["sb3"], times["compiled"], strict=True)]
+    print(f"rollouts: CompiledPPO's {statistics.median(ratios):.2f}x as fast as SB3's (median of "
+          f"{repeats}, min {min(ratios):.2f}, max {max(ratios):.2f}); SB3 "
+          f"{statistics.median(times['sb3']):.3f} s, compiled "
+          f"{statistics.median(times['compiled']):.3f} s wall per rollout of 4,096 steps; "
+          f"first compiled rollout (compiling) {first:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--optimizers", nargs="+", default=["momentum", "fop-momentum"])
     args = parser.parse_args()
     torch.set_num_threads(1)
+    time_rollouts(args.repeats)
     for name in args.optimizers:
         cfg = config.load(env_id="BipedalWalker-v3", overrides=[f"training.optimizer={name}"])
         env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
