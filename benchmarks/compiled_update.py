@@ -1,6 +1,7 @@
 """PPO's update with SB3's PPO.train against the same update with its loss compiled
 (fop_rl.compiled.CompiledPPO), on one fixed walker rollout, in one process; and the rollouts
-alone, SB3's against CompiledPPO's (its policy forward compiled).
+alone, SB3's against CompiledPPO's (its policy forward compiled), with their floor: the
+environment side of a rollout, without a policy.
 
 For each optimizer, two models start from the same weights and share one rollout of the
 packaged walker config (8 envs x 512 steps, EnvPool); the update (10 epochs of 32 minibatches)
@@ -21,6 +22,7 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 from stable_baselines3.common.logger import configure
 
@@ -41,6 +43,25 @@ def rollout_seconds(model, callback) -> float:
     return time.perf_counter() - start
 
 
+def environment_seconds(env, steps: int) -> tuple[float, float]:
+    """Wall seconds for ``steps`` steps of random actions: through the training VecEnv
+    (EnvPool, our adapter, SB3's monitor and VecNormalize), and EnvPool's pool alone."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, *env.action_space.shape))
+    actions = np.repeat(actions[:, None], env.num_envs, axis=1).astype(np.float32)
+    env.reset()
+    start = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    vec_env = time.perf_counter() - start
+    pool = env
+    while not hasattr(pool, "pool"):
+        pool = pool.venv
+    start = time.perf_counter()
+    for a in actions:
+        pool.pool.step(a)
+    return vec_env, time.perf_counter() - start
+
+
 def time_rollouts(repeats: int) -> None:
     cfg = config.load(env_id="BipedalWalker-v3", overrides=["training.optimizer=momentum"])
     models, callbacks = {}, {}
@@ -58,6 +79,11 @@ def time_rollouts(repeats: int) -> None:
         for key in (["sb3", "compiled"] if repeat % 2 == 0 else ["compiled", "sb3"]):
             times[key].append(rollout_seconds(models[key], callbacks[key]))
     ratios = [a / b for a, b in zip(times["sb3"], times["compiled"], strict=True)]
+    floors = [environment_seconds(models["sb3"].env, models["sb3"].n_steps)
+              for _ in range(repeats)]
+    print(f"environment side of a rollout of 4,096 steps (random actions, no policy): "
+          f"{statistics.median(f[0] for f in floors):.3f} s through the training VecEnv, "
+          f"{statistics.median(f[1] for f in floors):.3f} s EnvPool alone (median of {repeats})")
     print(f"rollouts: CompiledPPO's {statistics.median(ratios):.2f}x as fast as SB3's (median of "
           f"{repeats}, min {min(ratios):.2f}, max {max(ratios):.2f}); SB3 "
           f"{statistics.median(times['sb3']):.3f} s, compiled "

@@ -74,7 +74,8 @@ class CompiledPPO(PPO):
         super().__init__(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_functions"]
+        # whether to compile is each process's own (a loaded model compiles where it can)
+        return [*super()._excluded_save_params(), "compiled", "_functions"]
 
     def _run(self, name: str, fn: Callable, *args: Any) -> Any:
         """``fn(*args)``, compiled at its first call (one compiled ``fn`` per ``name``); if

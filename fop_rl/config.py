@@ -122,7 +122,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "vf_coef": (_NUMBER, _non_negative),
         "max_grad_norm": (_NUMBER, _positive),
         "net_arch": ((list,), None),
-        "compile": ((bool,), None),  # the minibatch loss under torch.compile (fop_rl.compiled)
+        "compile": ((bool,), None),  # the loss and rollout forward compiled (fop_rl.compiled)
     },
 }
 # keys a config may leave out, with their defaults: section -> key -> default
@@ -135,8 +135,8 @@ OPTIONAL: dict[str, dict[str, Any]] = {
                  "curriculum": None},
     # the terrain walker's terrain (null: plain ground); other environments have none
     "env": {"terrain": None},
-    # SB3's own PPO.train, or the same update with its loss compiled
-    "ppo": {"compile": False},
+    # PPO with its minibatch loss and rollout forward compiled (false: SB3's own PPO)
+    "ppo": {"compile": True},
 }
 # every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
 OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {

@@ -13,11 +13,12 @@ import pytest
 
 from fop_rl.cli import main
 
-# Real BipedalWalker PPO, a few thousand steps: small rollouts, short episodes and evaluations.
+# Real BipedalWalker PPO, a few thousand steps: small rollouts, short episodes and evaluations;
+# SB3's own update, as compiling costs seconds per model (tests/test_compiled.py compiles).
 TINY = [
     "env.n_envs=2", "env.max_episode_steps=200", "ppo.n_steps=128", "ppo.batch_size=64",
     "ppo.n_epochs=2", "training.eval_freq=512", "training.n_eval_episodes=2",
-    "training.checkpoint_freq=512", "training.final_eval_episodes=2",
+    "training.checkpoint_freq=512", "training.final_eval_episodes=2", "ppo.compile=false",
 ]
 
 

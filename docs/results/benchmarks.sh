@@ -7,7 +7,14 @@ python benchmarks/throughput.py --vec-env both | tee docs/results/benchmarks/thr
 python benchmarks/terrain_speed.py --repeats 9 --steps 5000 \
   | tee docs/results/benchmarks/terrain_speed.txt
 python benchmarks/compiled_update.py --repeats 7 | tee docs/results/benchmarks/compiled_update.txt
-# the command line before/after: BEFORE names a checkout of an older commit (6c5ab44 here)
+python benchmarks/train_startup.py --repeats 5 | tee docs/results/benchmarks/train_startup.txt
+# before/after: BEFORE names a checkout of an older commit (6c5ab44 here, before #23)
 python benchmarks/cli_startup.py --repeats 5 ${BEFORE:+--before "$BEFORE"} \
   | tee docs/results/benchmarks/cli_startup.txt
+if [ -n "${BEFORE:-}" ]; then
+  python benchmarks/whole_runs.py --before "$BEFORE" --timesteps 49152 --repeats 3 \
+    | tee docs/results/benchmarks/whole_runs.txt
+  (cd "$BEFORE" && PYTHONPATH=. python benchmarks/optimizer_step.py --repeats 7 --steps 300) \
+    | tee docs/results/benchmarks/optimizer_step-before.txt
+fi
 echo "benchmarks finished: $(date -u +%FT%TZ)"
