@@ -43,23 +43,27 @@ def rollout_seconds(model, callback) -> float:
     return time.perf_counter() - start
 
 
-def environment_seconds(env, steps: int) -> tuple[float, float]:
-    """Wall seconds for ``steps`` steps of random actions: through the training VecEnv
-    (EnvPool, our adapter, SB3's monitor and VecNormalize), and EnvPool's pool alone."""
+def environment_seconds(env, steps: int) -> dict[str, float]:
+    """Wall seconds for ``steps`` steps of random actions through each layer of the training
+    VecEnv, from the outside in (SB3's VecNormalize and VecMonitor, our EnvPool adapter), and
+    through EnvPool's pool alone."""
     actions = np.random.default_rng(0).uniform(-1, 1, (steps, *env.action_space.shape))
     actions = np.repeat(actions[:, None], env.num_envs, axis=1).astype(np.float32)
-    env.reset()
+    layers = [env]
+    while hasattr(layers[-1], "venv"):
+        layers.append(layers[-1].venv)
+    seconds = {}
+    for layer in layers:
+        layer.reset()
+        start = time.perf_counter()
+        for a in actions:
+            layer.step(a)
+        seconds[type(layer).__name__] = time.perf_counter() - start
     start = time.perf_counter()
     for a in actions:
-        env.step(a)
-    vec_env = time.perf_counter() - start
-    pool = env
-    while not hasattr(pool, "pool"):
-        pool = pool.venv
-    start = time.perf_counter()
-    for a in actions:
-        pool.pool.step(a)
-    return vec_env, time.perf_counter() - start
+        layers[-1].pool.step(a)
+    seconds["EnvPool alone"] = time.perf_counter() - start
+    return seconds
 
 
 def time_rollouts(repeats: int) -> None:
@@ -81,9 +85,10 @@ def time_rollouts(repeats: int) -> None:
     ratios = [a / b for a, b in zip(times["sb3"], times["compiled"], strict=True)]
     floors = [environment_seconds(models["sb3"].env, models["sb3"].n_steps)
               for _ in range(repeats)]
-    print(f"environment side of a rollout of 4,096 steps (random actions, no policy): "
-          f"{statistics.median(f[0] for f in floors):.3f} s through the training VecEnv, "
-          f"{statistics.median(f[1] for f in floors):.3f} s EnvPool alone (median of {repeats})")
+    print("environment side of a rollout of 4,096 steps (random actions, no policy), through "
+          f"each layer (median of {repeats}): " + ", ".join(
+              f"{layer} {statistics.median(f[layer] for f in floors):.3f} s"
+              for layer in floors[0]))
     print(f"rollouts: CompiledPPO's {statistics.median(ratios):.2f}x as fast as SB3's (median of "
           f"{repeats}, min {min(ratios):.2f}, max {max(ratios):.2f}); SB3 "
           f"{statistics.median(times['sb3']):.3f} s, compiled "
@@ -101,7 +106,7 @@ def main() -> None:
     for name in args.optimizers:
         cfg = config.load(env_id="BipedalWalker-v3", overrides=[f"training.optimizer={name}"])
         env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
-        plain = build_model(cfg, env)
+        plain = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": False}}, env)
         compiled = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": True}}, env)
         compiled.policy.load_state_dict(plain.policy.state_dict())
         for model in (plain, compiled):

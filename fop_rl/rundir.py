@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 import fop_rl
-from fop_rl.config import fill_defaults
+from fop_rl.config import fill_defaults, read_yaml
 
 CONFIG, RUN_JSON = "config.yaml", "run.json"
 MODEL, VECNORM = "model.zip", "vecnormalize.pkl"
@@ -150,7 +150,7 @@ def versions() -> dict[str, str]:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    config = yaml.safe_load((run_dir / CONFIG).read_text())
+    config = read_yaml((run_dir / CONFIG).read_text())
     # runs made before these were choices: what they used
     config["env"].setdefault("backend", "gymnasium")
     config["training"].setdefault("n_eval_envs", 1)

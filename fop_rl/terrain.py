@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from gymnasium.envs.box2d.bipedal_walker import (
     SCALE,
     TERRAIN_GRASS,
@@ -69,6 +68,7 @@ from gymnasium.envs.box2d.bipedal_walker import (
 from gymnasium.utils import EzPickle
 
 from fop_rl import TERRAIN_ENV_ID
+from fop_rl.config import read_yaml
 
 ENV_ID = TERRAIN_ENV_ID  # registered by `import fop_rl`
 MAX_EPISODE_STEPS = 2000  # the packaged configs' (and the paper's) time limit
@@ -126,7 +126,7 @@ def presets() -> dict[str, dict[str, Any]]:
     """The named terrains of ``configs/terrains.yaml``: name -> parameters."""
     path = Path(str(resources.files("fop_rl") / "configs" / "terrains.yaml"))
     return {name: entry["parameters"] or {}
-            for name, entry in yaml.safe_load(path.read_text())["presets"].items()}
+            for name, entry in read_yaml(path.read_text())["presets"].items()}
 
 
 def resolve(spec: str | Mapping[str, Any] | Terrain | None = None) -> Terrain:
