@@ -20,10 +20,11 @@ _FOP = ("hyper_lr", "hyper_optimizer", "side", "rank", "max_full_dim")
 SGD, ADAM, FOP = "torch.optim.SGD", "torch.optim.Adam", "fop_rl.optim.FOP"
 
 # name -> (class, as an import path: configs are checked without importing torch; fixed kwargs;
-# options a config may set besides lr)
+# options a config may set besides lr). torch's SGD and Adam run their fused kernels: one call
+# per step for all tensors (the same update; FOP fuses its SGD base itself).
 OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    "momentum": (SGD, {}, ("momentum",)),
-    "adam": (ADAM, {}, ("eps",)),
+    "momentum": (SGD, {"fused": True}, ("momentum",)),
+    "adam": (ADAM, {"fused": True}, ("eps",)),
     "fop-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
     "fop-adam": (FOP, {"structure": "full", "base": "adam"}, (*_FOP, "eps")),
     "fop-norm-momentum": (FOP, {"structure": "full", "normalize": True}, ("momentum", *_FOP)),

@@ -386,6 +386,29 @@ def test_every_optimizer_name_trains_ppo(name: str):
     env.close()
 
 
+@pytest.mark.parametrize(("name", "options"), [("momentum", {"momentum": 0.9}),
+                                               ("adam", {"eps": 1e-5})])
+def test_torch_optimizers_run_fused_with_torchs_update(name: str, options: dict):
+    from fop_rl.optimizers import policy_setup
+
+    _, setup = policy_setup(name, {"lr": 1e-2, **options})
+    cls, kwargs = setup["optimizer_class"], setup["optimizer_kwargs"]
+    assert kwargs["fused"] is True
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(5, 3) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = cls(nets[0].parameters(), lr=1e-2, **kwargs)
+    plain = cls(nets[1].parameters(), lr=1e-2, **{k: v for k, v in kwargs.items() if k != "fused"})
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in nets[0].parameters()]
+        for net, opt in ((nets[0], fused), (nets[1], plain)):
+            for p, g in zip(net.parameters(), grads, strict=True):
+                p.grad = g.clone()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_fop_on_the_policy_only_leaves_the_value_function_to_momentum(tmp_path: Path):
     """fop-policy-momentum learns P for the policy's tensors and none for the value function's,
     and a saved model comes back with both param groups and FOP's state."""
