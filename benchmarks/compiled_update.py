@@ -37,6 +37,11 @@ def cpu_seconds(model) -> float:
     return time.thread_time() - start
 
 
+def with_compile(cfg: dict, compile_: bool) -> dict:
+    """``cfg`` with ``ppo.compile`` set: CompiledPPO, or SB3's own PPO."""
+    return {**cfg, "ppo": {**cfg["ppo"], "compile": compile_}}
+
+
 def rollout_seconds(model, callback) -> float:
     start = time.perf_counter()
     model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
@@ -71,7 +76,7 @@ def time_rollouts(repeats: int) -> None:
     models, callbacks = {}, {}
     for key, compile_ in (("sb3", False), ("compiled", True)):
         env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
-        models[key] = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": compile_}}, env)
+        models[key] = build_model(with_compile(cfg, compile_), env)
         models[key].set_logger(configure(None, []))
         _, callbacks[key] = models[key]._setup_learn(10**9, None)
         callbacks[key].on_training_start(locals(), globals())
@@ -106,8 +111,8 @@ def main() -> None:
     for name in args.optimizers:
         cfg = config.load(env_id="BipedalWalker-v3", overrides=[f"training.optimizer={name}"])
         env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
-        plain = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": False}}, env)
-        compiled = build_model({**cfg, "ppo": {**cfg["ppo"], "compile": True}}, env)
+        plain = build_model(with_compile(cfg, False), env)
+        compiled = build_model(with_compile(cfg, True), env)
         compiled.policy.load_state_dict(plain.policy.state_dict())
         for model in (plain, compiled):
             model.set_logger(configure(None, []))

@@ -22,13 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from throughput import in_turn, print_ratio  # benchmarks/, beside this script
+from throughput import in_turn, print_ratio, train_args, train_at_once  # beside this
 
 PIPELINES = {
     "gymnasium": ["env.backend=gymnasium", "training.n_eval_envs=1",
@@ -42,26 +40,11 @@ OPTIMIZERS = ("momentum", "fop-momentum")
 def train_pair(pipeline: str, seed: int, timesteps: int, root: Path) -> dict[str, dict]:
     """Two runs at once (one per optimizer): each run's run.json, with ``process_s``, the
     seconds from starting the process to its exit (imports and final saves included)."""
-    procs, start = {}, time.perf_counter()
-    for name in OPTIMIZERS:
-        run_dir = root / f"{pipeline}-{name}-{seed}"
-        argv = [sys.executable, "-m", "fop_rl.cli", "train", "--optimizer", name, "--seed",
-                str(seed), "--timesteps", str(timesteps), "--run-dir", str(run_dir),
-                "--no-progress"]
-        for item in PIPELINES[pipeline]:
-            argv += ["--set", item]
-        procs[name] = (subprocess.Popen(argv, stdout=subprocess.DEVNULL), run_dir)
-    result: dict[str, dict] = {}
-    while len(result) < len(procs):
-        time.sleep(0.1)
-        for name, (proc, run_dir) in procs.items():
-            if name in result or proc.poll() is None:
-                continue
-            if proc.returncode != 0:
-                raise SystemExit(f"{' '.join(proc.args)} failed")
-            result[name] = json.loads((run_dir / "run.json").read_text())
-            result[name]["process_s"] = time.perf_counter() - start
-    return result
+    dirs = {name: root / f"{pipeline}-{name}-{seed}" for name in OPTIMIZERS}
+    seconds = train_at_once({name: train_args(name, seed, timesteps, dirs[name],
+                                              PIPELINES[pipeline]) for name in OPTIMIZERS})
+    return {name: {**json.loads((dirs[name] / "run.json").read_text()), "process_s": s}
+            for name, s in seconds.items()}
 
 
 def speeds(status: dict) -> dict[str, float]:

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -83,6 +86,36 @@ def print_ratio(label: str, values: list[float], baseline: list[float]) -> None:
     ratios = [a / b for a, b in zip(values, baseline, strict=True)]
     print(f"  {label}: median {statistics.median(ratios):.3f}x "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+
+
+def train_args(optimizer: str, seed: int, timesteps: int, run_dir: Path,
+               settings: list[str]) -> list[str]:
+    """``fop-rl train``'s arguments for one benchmark run, ``settings`` as ``--set`` items."""
+    argv = ["--optimizer", optimizer, "--seed", str(seed), "--timesteps", str(timesteps),
+            "--run-dir", str(run_dir), "--no-progress"]
+    for item in settings:
+        argv += ["--set", item]
+    return argv
+
+
+def train_at_once(runs: dict[str, list[str]], cwd: Path | None = None) -> dict[str, float]:
+    """``fop-rl train`` processes started together, one per name with its arguments (``python
+    -m`` from ``cwd`` imports that checkout's code): seconds from their start to each one's
+    exit. SystemExit when one fails."""
+    start = time.perf_counter()
+    procs = {name: subprocess.Popen([sys.executable, "-m", "fop_rl.cli", "train", *argv],
+                                    cwd=cwd, stdout=subprocess.DEVNULL)
+             for name, argv in runs.items()}
+    seconds: dict[str, float] = {}
+    while len(seconds) < len(procs):
+        time.sleep(0.1)
+        for name, proc in procs.items():
+            if name in seconds or proc.poll() is None:
+                continue
+            if proc.returncode != 0:
+                raise SystemExit(f"{' '.join(map(str, proc.args))} failed")
+            seconds[name] = time.perf_counter() - start
+    return seconds
 
 
 def main() -> None:

@@ -24,28 +24,15 @@ import argparse
 import itertools
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from throughput import in_turn, print_ratio  # benchmarks/, beside this script
+from throughput import in_turn, print_ratio, train_args, train_at_once  # beside this
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIMIZERS = ("momentum", "fop-momentum")
 QUIET = ["training.eval_freq=100000000", "training.checkpoint_freq=100000000",
          "training.diagnostics_image_every=100000000", "training.final_eval_episodes=0"]
-
-
-def start(variant: tuple[Path, list[str]], optimizer: str, seed: int, timesteps: int,
-          run_dir: Path) -> subprocess.Popen:
-    root, settings = variant
-    argv = [sys.executable, "-m", "fop_rl.cli", "train", "--optimizer", optimizer, "--seed",
-            str(seed), "--timesteps", str(timesteps), "--run-dir", str(run_dir), "--no-progress"]
-    for item in QUIET + settings:
-        argv += ["--set", item]
-    return subprocess.Popen(argv, cwd=root, stdout=subprocess.DEVNULL)
 
 
 def speeds(run_dir: Path, process_s: float) -> dict[str, float]:
@@ -63,19 +50,11 @@ def speeds(run_dir: Path, process_s: float) -> dict[str, float]:
 def train(variant: tuple[Path, list[str]], optimizers: tuple[str, ...], seed: int,
           timesteps: int, root: Path) -> dict[str, dict[str, float]]:
     """The optimizers' runs at once; each one's speeds."""
-    began = time.perf_counter()
-    procs = {name: start(variant, name, seed, timesteps, root / f"{name}-{seed}")
-             for name in optimizers}
-    out = {}
-    while len(out) < len(procs):
-        time.sleep(0.1)
-        for name, proc in procs.items():
-            if name in out or proc.poll() is None:
-                continue
-            if proc.returncode != 0:
-                raise SystemExit(f"{' '.join(map(str, proc.args))} failed")
-            out[name] = speeds(root / f"{name}-{seed}", time.perf_counter() - began)
-    return out
+    checkout, settings = variant
+    seconds = train_at_once({name: train_args(name, seed, timesteps, root / f"{name}-{seed}",
+                                              QUIET + settings) for name in optimizers},
+                            cwd=checkout)
+    return {name: speeds(root / f"{name}-{seed}", s) for name, s in seconds.items()}
 
 
 def main() -> None:

@@ -80,14 +80,15 @@ class CompiledPPO(PPO):
     def _run(self, name: str, fn: Callable, *args: Any) -> Any:
         """``fn(*args)``, compiled at its first call (one compiled ``fn`` per ``name``); if
         compiling fails (no C++ compiler, an op the compiler does not take), a one-line note,
-        and this model runs every function eager from then on."""
+        and this model runs every function eager from then on. Errors of ``fn`` itself (a
+        non-finite action distribution, say) are raised as they are."""
         if self.compiled:
             if name not in self._functions:
                 self._functions[name] = torch.compile(fn, dynamic=False,
                                                       options={"fallback_random": True})
             try:
                 return self._functions[name](*args)
-            except Exception as e:
+            except torch._dynamo.exc.TorchDynamoException as e:  # torch.compile imported it
                 print(f"note: PPO could not be compiled ({type(e).__name__}: {first_line(e)}); "
                       "training goes on uncompiled", file=sys.stderr, flush=True)
                 self.compiled = False
