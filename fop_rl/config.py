@@ -155,8 +155,9 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
 
 
 def read_yaml(text: str) -> Any:
-    """YAML text as Python values (safe), by libyaml's C parser where PyYAML has one: six
-    times as fast on the packaged configs, which every command that loads a config reads."""
+    """YAML text as Python values (safe), by libyaml's C parser where PyYAML has one (the
+    packaged configs, which every command that loads a config reads, parse several times
+    faster)."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
