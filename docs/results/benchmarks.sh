@@ -7,6 +7,9 @@ python benchmarks/throughput.py --vec-env both | tee docs/results/benchmarks/thr
 python benchmarks/terrain_speed.py --repeats 9 --steps 5000 \
   | tee docs/results/benchmarks/terrain_speed.txt
 python benchmarks/compiled_update.py --repeats 7 | tee docs/results/benchmarks/compiled_update.txt
+(python benchmarks/fop_step_compiled.py --repeats 5 --steps 300 \
+  && python benchmarks/fop_step_compiled.py --repeats 5 --steps 300 --cpp-wrapper) \
+  | tee docs/results/benchmarks/fop_step_compiled.txt
 python benchmarks/train_startup.py --repeats 5 | tee docs/results/benchmarks/train_startup.txt
 # before/after: BEFORE names a checkout of an older commit (6c5ab44 here, before #23)
 python benchmarks/cli_startup.py --repeats 5 ${BEFORE:+--before "$BEFORE"} \
