@@ -14,6 +14,7 @@ same seed, collect rollouts of 8 x 512 steps in turns (``collect_rollouts``, as 
 it); wall time, since EnvPool steps in its own threads.
 
     python benchmarks/compiled_update.py [--repeats 9] [--optimizers momentum fop-momentum]
+                                         [--updates-only]
 """
 
 from __future__ import annotations
@@ -105,9 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--optimizers", nargs="+", default=["momentum", "fop-momentum"])
+    parser.add_argument("--updates-only", action="store_true",
+                        help="skip the rollouts (timed in wall seconds: they need an idle machine)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    time_rollouts(args.repeats)
+    if not args.updates_only:
+        time_rollouts(args.repeats)
     for name in args.optimizers:
         cfg = config.load(env_id="BipedalWalker-v3", overrides=[f"training.optimizer={name}"])
         env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)

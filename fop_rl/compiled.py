@@ -44,9 +44,9 @@ from fop_rl.config import first_line
 def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions: torch.Tensor,
                    old_log_prob: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
                    clip_range: torch.Tensor | float, ent_coef: float, vf_coef: float,
-                   normalize: bool) -> tuple[torch.Tensor, ...]:
-    """PPO's loss on one minibatch and what SB3 logs of it: (loss, policy loss, value loss,
-    entropy loss, clip fraction, approximate KL)."""
+                   normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's loss on one minibatch, and what SB3 logs of it in one tensor (read with one call):
+    policy loss, value loss, entropy loss, clip fraction, approximate KL."""
     values, log_prob, entropy = policy.evaluate_actions(observations, actions)
     if normalize:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -61,7 +61,8 @@ def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions:
     with torch.no_grad():
         clip_fraction = torch.mean((torch.abs(ratio - 1) > clip_range).float())
         approx_kl = torch.mean((torch.exp(log_ratio) - 1) - log_ratio)
-    return loss, policy_loss, value_loss, entropy_loss, clip_fraction, approx_kl
+        stats = torch.stack([policy_loss, value_loss, entropy_loss, clip_fraction, approx_kl])
+    return loss, stats
 
 
 class CompiledPPO(PPO):
@@ -84,8 +85,10 @@ class CompiledPPO(PPO):
         non-finite action distribution, say) are raised as they are."""
         if self.compiled:
             if name not in self._functions:
-                self._functions[name] = torch.compile(fn, dynamic=False,
-                                                      options={"fallback_random": True})
+                # cpp_wrapper: the compiled code's calls made from C++, not Python (at these
+                # sizes, calls cost more than arithmetic)
+                self._functions[name] = torch.compile(
+                    fn, dynamic=False, options={"fallback_random": True, "cpp_wrapper": True})
             try:
                 return self._functions[name](*args)
             except torch._dynamo.exc.TorchDynamoException as e:  # torch.compile imported it
@@ -103,7 +106,8 @@ class CompiledPPO(PPO):
         finally:
             del self.policy.forward
 
-    def _step(self, data: Any, clip_range: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _step(self, data: Any, clip_range: torch.Tensor,
+              params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """One minibatch: the loss, its gradient (clipped) and the optimizer's step, as SB3's
         PPO.train makes them; returns the loss and its statistics."""
         out = self._run("loss", minibatch_loss, self.policy, data.observations, data.actions,
@@ -112,7 +116,7 @@ class CompiledPPO(PPO):
                         self.normalize_advantage and len(data.advantages) > 1)
         self.policy.optimizer.zero_grad()
         out[0].backward()
-        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         self.policy.optimizer.step()
         return out
 
@@ -125,13 +129,14 @@ class CompiledPPO(PPO):
         clip_range = float(self.clip_range(self._current_progress_remaining))
         # a tensor: a float would be compiled in as a constant, and recompiled when scheduled
         clip = torch.tensor(clip_range)
+        params = list(self.policy.parameters())  # not walked again for every minibatch
         logs: dict[str, list[float]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl")}
         for _ in range(self.n_epochs):
             logs["kl"] = []  # SB3 logs the last epoch's approximate KL
             for data in self.rollout_buffer.get(self.batch_size):
-                loss, *stats = self._step(data, clip)
-                for key, x in zip(logs, stats, strict=True):
-                    logs[key].append(x.item())
+                loss, stats = self._step(data, clip, params)
+                for key, x in zip(logs, stats.tolist(), strict=True):
+                    logs[key].append(x)
             self._n_updates += 1
         buffer = self.rollout_buffer
         self.logger.record("train/entropy_loss", np.mean(logs["entropy"]))
