@@ -3,6 +3,8 @@
 set -euo pipefail
 python benchmarks/optimizer_step.py --repeats 7 --steps 300 \
   | tee docs/results/benchmarks/optimizer_step.txt
+python benchmarks/optimizer_step.py --repeats 5 --steps 300 --widths 64 2 --no-mlp \
+  | tee docs/results/benchmarks/optimizer_step-widths.txt
 python benchmarks/throughput.py --vec-env both | tee docs/results/benchmarks/throughput.txt
 python benchmarks/terrain_speed.py --repeats 9 --steps 5000 \
   | tee docs/results/benchmarks/terrain_speed.txt
