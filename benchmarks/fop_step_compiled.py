@@ -2,12 +2,12 @@
 
 The packaged fop-momentum's path (full P on the input side, Adam hyper-optimizer, SGD-momentum
 base) written as one function of its tensors, batched by shape as FOP's buckets are, timed
-eager and under ``torch.compile(fullgraph=True)`` against ``fop_rl.optim.FOP`` and torch's SGD,
-on SB3's walker policy, with optimizer_step.py's harness (same gradients, interleaved, the
-thread's CPU time, medians of repeats). The function does a little less than FOP: no
-finiteness check, no diagnostics state. Before timing, both run the same 20 steps from the
-same weights: the largest differences from FOP's parameters and M's are printed, so the
-function timed is FOP's step.
+eager and under ``torch.compile(fullgraph=True)`` against ``fop_rl.optim.FOP``'s step made from
+Python (``native=False``) and torch's SGD, on SB3's walker policy, with optimizer_step.py's
+harness (same gradients, interleaved, the thread's CPU time, medians of repeats). The function
+does a little less than FOP: no finiteness check, no diagnostics state. Before timing, both run
+the same 20 steps from the same weights: the largest differences from FOP's parameters and M's
+are printed, so the function timed is FOP's step.
 
     python benchmarks/fop_step_compiled.py [--repeats 5] [--steps 300] [--cpp-wrapper]
 """
@@ -90,7 +90,7 @@ def differences(make: Callable, steps: int = 20) -> str:
     the M difference is small against)."""
     models = [bipedal_policy(), bipedal_policy()]
     models[1].load_state_dict(models[0].state_dict())
-    fop, other = OPTIMIZERS["fop-full"](list(models[0].parameters())), make(
+    fop, other = OPTIMIZERS["fop-full-python"](list(models[0].parameters())), make(
         list(models[1].parameters()))
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
@@ -122,7 +122,7 @@ def main() -> None:
     compiled = torch.compile(fop_step, fullgraph=True,
                              options={"cpp_wrapper": True} if args.cpp_wrapper else None)
     variants = {
-        "fop (FOP, eager)": OPTIMIZERS["fop-full"],
+        "fop (FOP, eager)": OPTIMIZERS["fop-full-python"],
         "function, eager": lambda ps: FunctionalFOP(ps, fop_step),
         "function, compiled": lambda ps: FunctionalFOP(ps, compiled),
         "sgd-momentum": OPTIMIZERS["sgd-momentum"],

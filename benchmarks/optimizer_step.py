@@ -28,6 +28,8 @@ from fop_rl.optim import FOP
 
 OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
     "fop-full": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4),
+    # the same step with its calls made from Python (FOP's C++ step off)
+    "fop-full-python": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, native=False),
     "fop-lowrank": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, structure="lowrank"),
     "fop-flat": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, side="flat"),
     "fop-cap": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, max_eigenvalue=10.0),
@@ -98,7 +100,7 @@ def main() -> None:
         print(f"\n{label}: median step time")
         for name, ts in times.items():
             print(f"  {name:14s} {statistics.median(ts) * 1e6:10.1f} us")
-        for fop in ("fop-full", "fop-lowrank"):
+        for fop in ("fop-full", "fop-full-python", "fop-lowrank"):
             for base in ("adam", "sgd-momentum", "adam-fused", "sgd-momentum-fused"):
                 ratios = [f / b for f, b in zip(times[fop], times[base], strict=True)]
                 print(f"  {fop}/{base}: median {statistics.median(ratios):.2f}x "

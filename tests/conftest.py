@@ -22,6 +22,15 @@ TINY = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fop_native_step_built() -> None:
+    """FOP's C++ step built (about a minute on a fresh machine, then cached on disk) before any
+    test waits on a run with a deadline."""
+    from fop_rl.optim import native
+
+    native.extension()
+
+
 def tiny_args(*extra: str) -> list[str]:
     args = []
     for item in TINY:

@@ -2,6 +2,9 @@
 
 import io
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -653,3 +656,58 @@ def test_kronecker_diagnostics_describe_the_kronecker_product():
     cos = float(g @ pg / (g.norm() * pg.norm()))
     assert math.isclose(weight.angle_deg, math.degrees(math.acos(min(1.0, cos))), rel_tol=1e-9)
     assert weight.angle_deg > 0.1  # it learned
+
+
+def _same(a, b) -> bool:
+    """Equal to the bit: tensors, and the dicts and lists of a state_dict."""
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _train_native_and_python(**options) -> tuple[list, list]:
+    """Two FOPs from the same net on the same gradients, C++ step and Python step, with a
+    non-finite gradient at the fifth step."""
+    nets = [make_mlp(), make_mlp()]
+    opts = [FOP(net.parameters(), lr=0.05, hyper_lr=1e-2, native=native, **options)
+            for net, native in zip(nets, (True, False), strict=True)]
+    for net, opt in zip(nets, opts, strict=True):
+        train(net, opt, 4)
+        opt.zero_grad()
+        net(torch.randn(4, 6, generator=torch.Generator().manual_seed(1))).sum().backward()
+        net[0].weight.grad[0, 0] = float("nan")
+        opt.step()
+        train(net, opt, 4, seed=6)
+    return nets, opts
+
+
+@pytest.mark.parametrize("options", [{}, {"max_full_dim": 7},
+                                     {"rank": 2, "nesterov": True, "weight_decay": 1e-3}])
+def test_native_step_is_the_python_step(options):
+    """FOP's C++ step (fop_rl/optim/native.py) makes the Python step's calls: the same bits,
+    for full, mixed and low-rank buckets, with the non-finite step skipped alike."""
+    nets, opts = _train_native_and_python(**options)
+    assert opts[0]._pools[0].native is not None and opts[1]._pools[0].native is None
+    assert _same(list(nets[0].parameters()), list(nets[1].parameters()))
+    assert _same(opts[0].state_dict()["state"], opts[1].state_dict()["state"])
+    assert [d.nonfinite_skips for d in opts[0].diagnostics()] == [1, 0, 0, 0]
+
+
+def test_native_step_without_a_compiler_steps_from_python(tmp_path):
+    code = ("from tests.test_optim import _same, _train_native_and_python\n"
+            "nets, opts = _train_native_and_python()\n"
+            "print(opts[0]._pools[0].native is None, "
+            "_same(list(nets[0].parameters()), list(nets[1].parameters())))\n")
+    env = {**os.environ, "CXX": str(tmp_path / "no-compiler"), "CC": str(tmp_path / "no-cc"),
+           "TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions")}  # no build to reuse
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["True", "True"]
+    notes = [line for line in result.stderr.splitlines() if "C++ step" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: FOP's C++ step could not be built")
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -78,6 +79,7 @@ class Pool:
         # versions of M and the buffer when the last step ended: X_prev = R_prev M is valid
         # while they have not changed
         self.cache_key: tuple[int, int] | None = None
+        self.native: Any = None  # the C++ Pool over these buffers, made at its first step
         self.fresh = False
         # the base's momentum buffers (torch SGD's state), once the first step made them
         self.velocity: list[Tensor] | None = None
@@ -166,9 +168,7 @@ class Pool:
     def learn(self, H: Tensor) -> None:
         """One hyper-optimizer step on every M of the pool (torch's Adam, or SGD), then the
         eigenvalue cap where there is one."""
-        self.hyper_step += 1
-        for s in self.states:
-            s["fop_hyper_step"] = self.hyper_step
+        self._count_hyper_step()
         if self.group["hyper_optimizer"] == "sgd":
             self.M.add_(H, alpha=-self.group["hyper_lr"])
         else:
@@ -220,6 +220,50 @@ class Pool:
         lr = self.group["lr"]
         for s in self.states:
             s["fop_prev_lr"] = lr
+
+    # --- the same step with its calls made from C++ (native.py) ------------------------------
+
+    def takes_native(self) -> bool:
+        """Whether :meth:`step_native` applies: full and low-rank buckets on one side, Adam
+        learning M, torch SGD as the base with its momentum buffers made, no variant, and a
+        previous gradient."""
+        g = self.group
+        return (self.fused and self.started and self.velocity is not None
+                and not self.transposed and g["hyper_optimizer"] == "adam"
+                and not (g["normalize"] or g["hyper_normalize"])
+                and g["max_eigenvalue"] is None and g["target_norm"] is None
+                and all(b.layout.stores_transpose and b.layout.outer is None
+                        for b in self.buckets))
+
+    def step_native(self, extension) -> bool | None:
+        """FOP's whole step for this pool (gather to remember) in one call of the C++ Pool;
+        None, having done nothing, where the Python step must run instead (M or the previous
+        gradient edited since the last step: it recomputes what they change)."""
+        if self.cache_key != (self.M._version, self.buffer._version):
+            return None
+        if self.native is None:
+            tensors = [[*b.R, *b.X, b.M, b.K, b.HT, b.D, *((b.C, b.S) if b.gram else ())]
+                       for b in self.buckets]
+            self.native = extension.Pool(
+                tensors, [b.gram for b in self.buckets],
+                [b.layout.structure == "lowrank" for b in self.buckets], *self.grad_slots,
+                self.checked, self.params, self.D_params, self.velocity, self.M, self.H,
+                self.exp_avg, self.exp_avg_sq, self.step_count, *_HYPER_BETAS, _HYPER_EPS)
+        g = self.group
+        if not self.native.step([p.grad for p in self.params], self.cur,
+                                self.states[0]["fop_prev_lr"], g["hyper_lr"], g["lr"],
+                                g["momentum"], g["dampening"], g["weight_decay"],
+                                g["nesterov"], g["maximize"]):
+            self.count_nonfinite(self.H)
+            return False
+        self._count_hyper_step()
+        self.remember()
+        return True
+
+    def _count_hyper_step(self) -> None:
+        self.hyper_step += 1
+        for s in self.states:
+            s["fop_hyper_step"] = self.hyper_step
 
     # --- variants: their numbers per tensor (or factor) as one vector for the whole pool ------
 
