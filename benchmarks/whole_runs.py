@@ -6,7 +6,8 @@ evaluations, checkpoints and P heatmaps out of the way (an evaluation's time dep
 the policy's episodes last: measure it apart). "after" runs this checkout with ``--set`` items
 (default ``ppo.compile=true``); "before" runs the other checkout on its own defaults (``python
 -m`` from its root imports its code). Two modes, each a turn of both variants in alternating
-order: ``alone``, one run at a time (momentum, then fop-momentum), and ``pair``, momentum and
+order: ``alone``, one run at a time (momentum and fop-momentum, their order also alternating, so
+that the machine's drift within a turn does not bias their ratio), and ``pair``, momentum and
 fop-momentum at once, one core each, as ``fop-rl sweep --jobs 2`` runs them.
 
 Speed is read from the run's TensorBoard: each iteration (a rollout of n_envs x n_steps steps
@@ -75,7 +76,7 @@ def main() -> None:
                 for v in in_turn(list(variants), turn):
                     root = Path(tmp) / f"{turn}-{mode}-{v}"
                     runs = ({o: train(variants[v], (o,), turn, args.timesteps, root)[o]
-                             for o in OPTIMIZERS} if mode == "alone"
+                             for o in in_turn(list(OPTIMIZERS), turn)} if mode == "alone"
                             else train(variants[v], OPTIMIZERS, turn, args.timesteps, root))
                     for o, s in runs.items():
                         results[mode, v, o].append(s)
