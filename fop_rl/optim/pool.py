@@ -125,6 +125,11 @@ class Pool:
         for s, view in zip(self.states, self.row_views[1 - self.cur], strict=True):
             s["fop_prev_grad"] = view
 
+    def _versions(self) -> tuple[int, int]:
+        """Version counters of M and the buffer: unchanged since the last step's end (its
+        ``cache_key``) means X_prev = R_prev M still holds."""
+        return self.M._version, self.buffer._version
+
     def count_nonfinite(self, H: Tensor | None) -> None:
         """After a non-finite check: count, per tensor, a non-finite gradient or hypergradient."""
         bad = {id(s): not p.grad.isfinite().all() for p, s in zip(self.params, self.states,
@@ -140,7 +145,7 @@ class Pool:
 
     def gather(self) -> None:
         """This step's raw gradients as rows, into one flat buffer (one copy)."""
-        self.fresh = self.cache_key == (self.M._version, self.buffer._version)
+        self.fresh = self.cache_key == self._versions()
         torch._foreach_copy_(self.grad_slots[self.cur], [p.grad for p in self.params])
 
     def hypergradients(self) -> Tensor | None:
@@ -216,7 +221,7 @@ class Pool:
         self.cur = 1 - self.cur
         self.started = True
         self._point_prev_grad()
-        self.cache_key = (self.M._version, self.buffer._version)
+        self.cache_key = self._versions()
         lr = self.group["lr"]
         for s in self.states:
             s["fop_prev_lr"] = lr
@@ -239,7 +244,7 @@ class Pool:
         """FOP's whole step for this pool (gather to remember) in one call of the C++ Pool;
         None, having done nothing, where the Python step must run instead (M or the previous
         gradient edited since the last step: it recomputes what they change)."""
-        if self.cache_key != (self.M._version, self.buffer._version):
+        if self.cache_key != self._versions():
             return None
         if self.native is None:
             tensors = [[*b.R, *b.X, b.M, b.K, b.HT, b.D, *((b.C, b.S) if b.gram else ())]
