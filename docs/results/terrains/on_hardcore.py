@@ -5,7 +5,8 @@ terrain walker's `hardcore` preset), 50 episodes each, through `fop-rl evaluate`
 
 RUNS holds one folder per label (curriculum, direct) of seed-<n> runs. Writes every run's mean
 and episode returns, each label's median over seeds with its bootstrap CI, and P(curriculum >
-direct) with its CI; prints the run with the highest mean (the GIF's agent).
+direct) with its CI, and for a curriculum run the step at which each of its stages began (its
+run.json's curriculum_history); prints the run with the highest mean (the GIF's agent).
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ def main() -> None:
     for label_dir in sorted(p for p in args.runs.iterdir() if p.is_dir()):
         for run in sorted(label_dir.glob("seed-*")):
             result = evaluate(run)
-            runs.setdefault(label_dir.name, {})[run.name.removeprefix("seed-")] = {
-                "mean": result["mean"], "std": result["std"], "returns": result["returns"]}
+            record = {"mean": result["mean"], "std": result["std"], "returns": result["returns"]}
+            history = json.loads((run / "run.json").read_text()).get("curriculum_history")
+            if history is not None:
+                record["stage_began_at_step"] = history
+            runs.setdefault(label_dir.name, {})[run.name.removeprefix("seed-")] = record
     summary = {}
     for label, seeds in runs.items():
         median, low, high = stats.median_ci(means(seeds)[:, None], LEVEL, REPS)
