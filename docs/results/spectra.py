@@ -2,7 +2,9 @@
 P's largest eigenvalue at the end of each run, over layers (all, the policy's, the value
 function's), then the median over seeds.
 
-    python docs/results/spectra.py docs/results/variants/inspect > spectra.md
+    python docs/results/spectra.py docs/results/variants/inspect [--each] > spectra.md
+
+``--each`` adds a table of every run's values (to set beside its returns).
 
 Rows named ``<layer>.P_out`` (Kronecker FOP's output factor alone) are left out: each layer's
 own row already describes its effective P = P_out (x) P_in.
@@ -10,9 +12,9 @@ own row already describes its effective P = P_out (x) P_in.
 
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,22 +34,31 @@ def _value_layer(name: str) -> bool:
     return name.startswith(("mlp_extractor.value_net.", "value_net."))
 
 
+def split(table: dict[str, float]) -> tuple[float, float]:
+    """The largest eigenvalue over the policy's layers and over the value function's; a
+    network FOP leaves alone (fop-policy-momentum's value function) has P = I."""
+    policy = max((v for k, v in table.items() if not _value_layer(k)), default=1.0)
+    value = max((v for k, v in table.items() if _value_layer(k)), default=1.0)
+    return policy, value
+
+
 def main() -> None:
-    folder = Path(sys.argv[1])
-    runs: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for table in sorted(folder.glob("*-seed-*.txt")):
-        label = re.sub(r"-seed-\d+$", "", table.stem)
-        runs[label].append(largest_eigenvalues(table))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--each", action="store_true", help="also every run's values")
+    args = parser.parse_args()
+    runs: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for table in sorted(args.folder.glob("*-seed-*.txt")):
+        label, seed = re.fullmatch(r"(.*)-seed-(\d+)", table.stem).groups()
+        runs[label][seed] = largest_eigenvalues(table)
     print("| label | seeds | largest eigenvalue of P, any layer | policy's layers | value "
           "function's layers | median layer's |")
     print("|---|---|---|---|---|---|")
-    for label, tables in runs.items():
+    for label, seeds in runs.items():
+        tables = list(seeds.values())
         top = [max(t.values()) for t in tables]
         middle = [statistics.median(t.values()) for t in tables]
-        # a network FOP leaves alone (fop-policy-momentum's value function) has P = I
-        policy = [max((v for k, v in t.items() if not _value_layer(k)), default=1.0)
-                  for t in tables]
-        value = [max((v for k, v in t.items() if _value_layer(k)), default=1.0) for t in tables]
+        policy, value = zip(*map(split, tables), strict=True)
         print(f"| {label} | {len(tables)} | {statistics.median(top):.3g} "
               f"(range {min(top):.3g}-{max(top):.3g}) | {statistics.median(policy):.3g} | "
               f"{statistics.median(value):.3g} | {statistics.median(middle):.3g} |")
@@ -55,6 +66,12 @@ def main() -> None:
           "per layer at the end of training (`fop-rl inspect --model last`), over all layers, "
           "the policy's (action head and log_std included), the value function's (1 where FOP "
           "leaves it alone), and the median layer's.")
+    if args.each:
+        print("\n| label | seed | policy's layers | value function's layers |\n|---|---|---|---|")
+        for label, seeds in runs.items():
+            for seed, table in sorted(seeds.items(), key=lambda item: int(item[0])):
+                policy, value = split(table)
+                print(f"| {label} | {seed} | {policy:.3g} | {value:.3g} |")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# The terrain study's reports from runs/terrains/ladder: per rung (fop-rl report) and across
-# rungs (trend.py). SEEDS (default 0-4) limits an interim report to the seeds complete.
+# The terrain study's reports from runs/terrains/ladder: per rung (fop-rl report), across
+# rungs (trend.py), and P at the end of every complete fop-momentum run (fop-rl inspect, then
+# spectra.py: per label and per run, beside trend.md's returns). SEEDS (default 0-4) limits an
+# interim report to the seeds complete.
 set -euo pipefail
 seeds=${1:-0-4}
+runs=runs/terrains/ladder
 out=docs/results/terrains/ladder
-fop-rl report runs/terrains/ladder --out "$out" --seeds "$seeds" > /dev/null
-python docs/results/terrains/trend.py runs/terrains/ladder --out "$out" \
-  --rungs hardcore-12 hardcore-25 hardcore-38 hardcore-50
+rungs=(hardcore-12 hardcore-25 hardcore-38 hardcore-50)
+fop-rl report "$runs" --out "$out" --seeds "$seeds" > /dev/null
+python docs/results/terrains/trend.py "$runs" --out "$out" --rungs "${rungs[@]}"
+for rung in "${rungs[@]}"; do
+  bash docs/results/inspect.sh "$out" "$runs" "$rung-" \
+    "$runs/fop_rl-BipedalWalkerTerrain-v0-$rung/fop-momentum"
+done
+python docs/results/spectra.py "$out/inspect" --each > "$out/spectra.md"
