@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The terrain study's reports from runs/terrains/ladder: per rung (fop-rl report), across
-# rungs (trend.py), and P at the end of every complete fop-momentum run (fop-rl inspect, then
-# spectra.py: per label and per run, beside trend.md's returns). SEEDS (default 0-4) limits an
-# interim report to the seeds complete.
+# rungs (trend.py), and P in every complete fop-momentum run: at the end (fop-rl inspect, then
+# spectra.py, per label and per run) and when it grew (growth.py; exploratory, not the test).
+# SEEDS (default 0-4) limits the reports but the last two to the seeds complete.
 set -euo pipefail
 seeds=${1:-0-4}
 runs=runs/terrains/ladder
@@ -15,3 +15,4 @@ for rung in "${rungs[@]}"; do
     "$runs/fop_rl-BipedalWalkerTerrain-v0-$rung/fop-momentum"
 done
 python docs/results/spectra.py "$out/inspect" --each > "$out/spectra.md"
+python docs/results/terrains/growth.py "$runs" --out "$out"  # when P grew, run by run
