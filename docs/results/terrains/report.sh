@@ -10,6 +10,7 @@ out=docs/results/terrains/ladder
 rungs=(hardcore-12 hardcore-25 hardcore-38 hardcore-50)
 fop-rl report "$runs" --out "$out" --seeds "$seeds" > /dev/null
 python docs/results/terrains/trend.py "$runs" --out "$out" --rungs "${rungs[@]}"
+python docs/results/terrains/tables.py "$out" > "$out/tables.md"  # the README's tables
 for rung in "${rungs[@]}"; do
   bash docs/results/inspect.sh "$out" "$runs" "$rung-" \
     "$runs/fop_rl-BipedalWalkerTerrain-v0-$rung/fop-momentum"
