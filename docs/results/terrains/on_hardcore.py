@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fop_rl import stats
+from fop_rl.rundir import read_status
 
 ENV_ID = "BipedalWalkerHardcore-v3"
 EPISODES = 50
@@ -46,7 +47,7 @@ def main() -> None:
         for run in sorted(label_dir.glob("seed-*")):
             result = evaluate(run)
             record = {"mean": result["mean"], "std": result["std"], "returns": result["returns"]}
-            history = json.loads((run / "run.json").read_text()).get("curriculum_history")
+            history = (read_status(run) or {}).get("curriculum_history")
             if history is not None:
                 record["stage_began_at_step"] = history
             runs.setdefault(label_dir.name, {})[run.name.removeprefix("seed-")] = record
