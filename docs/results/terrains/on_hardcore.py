@@ -1,7 +1,7 @@
 """Part 2's last models on BipedalWalkerHardcore-v3 itself (gymnasium's environment, not the
 terrain walker's `hardcore` preset), 50 episodes each, through `fop-rl evaluate`.
 
-    python docs/results/terrains/on_hardcore.py RUNS --out OUT/hardcore-v3.json
+    python docs/results/terrains/on_hardcore.py RUNS --out OUT/hardcore-v3.json [--jobs 2]
 
 RUNS holds one folder per label (curriculum, direct) of seed-<n> runs. Writes every run's mean
 and episode returns, each label's median over seeds with its bootstrap CI, and P(curriculum >
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +42,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--jobs", type=int, default=1, help="evaluations at once (one core each)")
     args = parser.parse_args()
+    todo = [run for label_dir in sorted(p for p in args.runs.iterdir() if p.is_dir())
+            for run in sorted(label_dir.glob("seed-*"))]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(evaluate, todo))
     runs: dict[str, dict[str, dict]] = {}
-    for label_dir in sorted(p for p in args.runs.iterdir() if p.is_dir()):
-        for run in sorted(label_dir.glob("seed-*")):
-            result = evaluate(run)
-            record = {"mean": result["mean"], "std": result["std"], "returns": result["returns"]}
-            history = (read_status(run) or {}).get("curriculum_history")
-            if history is not None:
-                record["stage_began_at_step"] = history
-            runs.setdefault(label_dir.name, {})[run.name.removeprefix("seed-")] = record
+    for run, result in zip(todo, results, strict=True):
+        record = {"mean": result["mean"], "std": result["std"], "returns": result["returns"]}
+        history = (read_status(run) or {}).get("curriculum_history")
+        if history is not None:
+            record["stage_began_at_step"] = history
+        runs.setdefault(run.parent.name, {})[run.name.removeprefix("seed-")] = record
     summary = {}
     for label, seeds in runs.items():
         median, low, high = stats.median_ci(means(seeds)[:, None], LEVEL, REPS)

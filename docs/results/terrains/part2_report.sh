@@ -13,7 +13,7 @@ ln -sfn "$PWD/$runs/fop_rl-BipedalWalkerTerrain-v0-hardcore/momentum" "$both/dir
 fop-rl report runs/terrains/curriculum-vs-direct --baseline direct \
   --reference "decisive study, 1M steps=-66.4" --out docs/results/terrains/curriculum
 out=docs/results/terrains/curriculum
-best=$(python docs/results/terrains/on_hardcore.py "$both" --out "$out/hardcore-v3.json")
+best=$(python docs/results/terrains/on_hardcore.py "$both" --out "$out/hardcore-v3.json" --jobs 2)
 rm -f "$out/best-agent.gif"  # this script's own figure, made again
 fop-rl render "$both/$best" --model last --terrain hardcore --out "$out/best-agent.gif" \
   --fps 12 --scale 0.4
