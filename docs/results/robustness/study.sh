@@ -30,6 +30,7 @@ one() {  # train one run (or finish it), then commit-ready its record
   local tail=BipedalWalker-v3/$opt/seed-$seed
   local record=$HERE/records/$grid/$cell/$tail run=$RUNS/$grid/$cell/$tail
   [ -e "$record/run.json" ] && return 0
+  [ -e "$RUNS/STOP" ] && return 0  # a clean stop: start nothing new (device.sh)
   local lr=${cell#lr-}; lr=${lr%%-m-*}
   local sets=(--set "optimizers.$opt.lr=$lr")
   [ "$grid" = momentum ] && sets+=(--set "optimizers.$opt.momentum=${cell##*-m-}")
