@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The robustness study on a lent 16-core machine (the `device` tool): study.sh from the far end
-# of its order, JOBS runs at once, for STOP_AFTER seconds; then every run still training is
-# stopped with a checkpoint. Into $OUT: records.tgz (the complete runs' records, as study.sh
-# writes them), partial.tgz.* (the stopped runs' folders with their latest checkpoint, to
-# finish on this machine), study.log, versions.txt. The machine has Python and torch; the
+# of its order, JOBS runs at once, for STOP_AFTER seconds (default 400); then every run still
+# training is stopped, with a checkpoint where it answers within a minute. Into $OUT:
+# records.tgz (the complete runs' records, as study.sh writes them; refreshed every 10 s),
+# partial.tgz.* (the stopped runs' folders with their latest checkpoint, to finish on this
+# machine), study.log, versions.txt. The machine has Python and torch; the
 # other packages come from .site/site.tgz (wheels unpacked there; envpool slimmed to its
 # box2d family, which is all the walker needs).
 set -uo pipefail
@@ -20,14 +21,17 @@ export HERE=/tmp/study RUNS=/tmp/runs ORDER=reverse JOBS=${JOBS:-16}
 mkdir -p "$RUNS"
 bash docs/results/robustness/study.sh > "$OUT/study.log" 2>&1 &
 study=$!
-while kill -0 "$study" 2> /dev/null && (( $(date +%s) - start < ${STOP_AFTER:-480} )); do
-  sleep 5
+save() { [ -d "$HERE/records" ] && tar czf "$OUT/records.tgz" -C "$HERE" records; }
+while kill -0 "$study" 2> /dev/null && (( $(date +%s) - start < ${STOP_AFTER:-400} )); do
+  sleep 10
+  save  # as runs complete: what is in $OUT comes back even if the call runs out of time
 done
 touch "$RUNS/STOP"
-pkill -TERM -f "fop_rl.cli train"  # each run checkpoints, then exits
-wait "$study"
+pkill -TERM -f "fop_rl.cli train"  # each run checkpoints, then exits (a run still compiling
+sleep 60                           # answers late: the first lease lost everything waiting)
+pkill -KILL -f "fop_rl.cli"
 echo "stopped after $(( $(date +%s) - start )) s" >> "$OUT/study.log"
-tar czf "$OUT/records.tgz" -C "$HERE" records 2> /dev/null
+save
 cd "$RUNS" && find . -name run.json -path "*seed-*" | while read -r status; do
   run=$(dirname "$status")
   grep -q '"status": "interrupted"' "$status" || continue
