@@ -1,21 +1,29 @@
-"""SB3 callbacks of a training run: FOP diagnostics, atomic checkpoints, progress and status."""
+"""SB3 callbacks of a training run: FOP diagnostics, periodic checkpoints, evaluations written
+atomically, progress and status, a curriculum's stages."""
 
 from __future__ import annotations
 
-import shutil
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import Figure
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from fop_rl import rundir
+from fop_rl.checkpoints import save_checkpoint
+from fop_rl.curriculum import Stage, State
 from fop_rl.optim import FOP
 from fop_rl.optim.fop import panels
+from fop_rl.progress import duration
+from fop_rl.terrain import resolve
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
 
@@ -61,36 +69,6 @@ class FOPDiagnostics(BaseCallback):
         return True
 
 
-def save_checkpoint(model, run_dir: Path, keep: int = 2) -> Path:
-    """Model (with optimizer state), VecNormalize, evaluations so far and a curriculum's state,
-    written atomically.
-
-    Everything goes into a hidden temporary folder that is renamed when complete; only then
-    does ``checkpoints/latest`` (itself replaced atomically) name it. A crash at any point
-    leaves the previous checkpoint intact and named.
-    """
-    folder = run_dir / rundir.CHECKPOINTS
-    folder.mkdir(exist_ok=True)
-    name = f"step-{model.num_timesteps}"
-    tmp = folder / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    model.save(tmp / rundir.MODEL)
-    model.get_vec_normalize_env().save(str(tmp / rundir.VECNORM))
-    for record in (rundir.EVALUATIONS, rundir.CURRICULUM):
-        if (run_dir / record).exists():
-            shutil.copy2(run_dir / record, tmp / record)
-    final = folder / name
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    rundir.atomic_write_text(folder / "latest", name + "\n")
-    old = sorted((p for p in folder.glob("step-*") if p.is_dir()),
-                 key=lambda p: int(p.name.removeprefix("step-")))
-    for stale in old[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
-    return final
-
-
 class PeriodicCheckpoint(BaseCallback):
     """Calls :func:`save_checkpoint` every ``every`` environment steps."""
 
@@ -108,33 +86,43 @@ class PeriodicCheckpoint(BaseCallback):
         return True
 
 
-class SaveVecNormalizeOnBest(BaseCallback):
-    """EvalCallback's callback_on_new_best: keep the statistics that go with best_model.zip."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def _on_step(self) -> bool:
-        env = self.model.get_vec_normalize_env()
-        assert isinstance(env, VecNormalize)
-        env.save(str(self.path))
-        return True
-
-
 class TimedEvalCallback(EvalCallback):
-    """SB3's EvalCallback that also adds up the seconds its evaluations take."""
+    """SB3's EvalCallback that adds up the seconds its evaluations take and writes the run's
+    files atomically: SB3 writes them into hidden folders of the run (``.evaluations/``,
+    ``.best/``), from which each is renamed into place whole: evaluations.npz, best_model.zip
+    and the best_vecnormalize.pkl that goes with it."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, eval_env, run_dir: Path, **kwargs):
+        super().__init__(eval_env, best_model_save_path=str(run_dir / ".best"),
+                         log_path=str(run_dir / ".evaluations"), **kwargs)
+        self.run_dir = run_dir
         self.seconds = 0.0
+
+    def restore(self, evaluations: dict[str, np.ndarray] | None) -> None:
+        """Continue a checkpoint's record of evaluations (a resumed run), rewritten in place."""
+        if evaluations is None:
+            return
+        self.evaluations_timesteps = evaluations["timesteps"].tolist()
+        self.evaluations_results = [list(r) for r in evaluations["results"]]
+        self.evaluations_length = [list(r) for r in evaluations["ep_lengths"]]
+        if self.evaluations_results:
+            self.best_mean_reward = float(max(np.mean(r) for r in self.evaluations_results))
+        with rundir.atomic_path(self.run_dir / rundir.EVALUATIONS) as tmp:
+            np.savez(tmp, **evaluations)
 
     def _on_step(self) -> bool:
         start = time.monotonic()
-        try:
-            return super()._on_step()
-        finally:
-            self.seconds += time.monotonic() - start
+        evaluated, best = len(self.evaluations_timesteps), self.best_mean_reward
+        continue_training = super()._on_step()
+        self.seconds += time.monotonic() - start
+        if len(self.evaluations_timesteps) > evaluated:
+            os.replace(f"{self.log_path}.npz", self.run_dir / rundir.EVALUATIONS)
+        if self.best_mean_reward > best:
+            hidden = Path(self.best_model_save_path)
+            self.model.get_vec_normalize_env().save(str(hidden / rundir.BEST_VECNORM))
+            for name in (rundir.BEST_MODEL, rundir.BEST_VECNORM):
+                os.replace(hidden / name, self.run_dir / name)
+        return continue_training
 
 
 class RunMonitor(BaseCallback):
@@ -152,6 +140,7 @@ class RunMonitor(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.start_time, self.start_steps = time.monotonic(), self.num_timesteps
+        self.last_line = (self.start_time, self.num_timesteps)
         status = rundir.read_status(self.run_dir) or {}
         self.previous_wall = status.get("wall_time_s", 0.0)
         self.previous_eval = status.get("eval_time_s", 0.0)
@@ -174,6 +163,17 @@ class RunMonitor(BaseCallback):
                                           reward="-")
             self.bar.start()
 
+    def line(self) -> str:
+        """The progress line of a run without a terminal (a log): where it is, how fast it
+        goes now (since the last line), how long it has taken and how long it will."""
+        now, steps = time.monotonic(), self.num_timesteps
+        rate = (steps - self.last_line[1]) / max(now - self.last_line[0], 1e-9)
+        self.last_line = (now, steps)
+        eta = (self.total - steps) / rate if rate > 0 else float("nan")
+        return (f"{steps}/{self.total} steps, {rate:.0f} steps/s now, elapsed "
+                f"{duration(self.previous_wall + now - self.start_time)}, ETA {duration(eta)}, "
+                f"eval mean return {self.evaluation.last_mean_reward:.1f}")
+
     def speed(self) -> float:
         elapsed = time.monotonic() - self.start_time
         return (self.num_timesteps - self.start_steps) / elapsed if elapsed > 0 else 0.0
@@ -183,8 +183,7 @@ class RunMonitor(BaseCallback):
         if new_eval:
             self.evaluations_seen = len(self.evaluation.evaluations_timesteps)
             if self.bar is None:
-                print(f"{self.num_timesteps}/{self.total} steps, {self.speed():.0f} steps/s, "
-                      f"eval mean return {self.evaluation.last_mean_reward:.1f}", flush=True)
+                print(self.line(), flush=True)
         if self.bar is not None and (new_eval or self.n_calls % 50 == 0):
             reward = self.evaluation.last_mean_reward
             self.bar.update(self.task, completed=self.num_timesteps,
@@ -242,3 +241,81 @@ class StopOnSignal(BaseCallback):
 
     def _on_step(self) -> bool:
         return not self.requested
+
+
+class Curriculum(BaseCallback):
+    """Advances the training environments through ``stages`` by their rules.
+
+    ``evaluation`` is the run's EvalCallback (on the final terrain), which must come before
+    this callback in the list; ``make_eval_env(terrain)`` builds the environments that
+    evaluate a stage's terrain when it is not the final one; ``record(state)`` keeps the state
+    on disk (at the start, after each stage evaluation and at each new stage).
+    """
+
+    def __init__(self, stages: list[Stage], state: State, evaluation: EvalCallback,
+                 make_eval_env: Callable[[Any], VecEnv], record: Callable[[State], None]):
+        super().__init__()
+        self.stages, self.state, self.record = stages, state, record
+        self.evaluation, self.make_eval_env = evaluation, make_eval_env
+        self.stage_env: VecEnv | None = None
+        self.final = resolve(stages[-1].terrain)
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.state.stage]
+
+    def _on_training_start(self) -> None:
+        # the evaluation callback's grid: it counts its calls, one per step of all envs
+        self.every = self.evaluation.eval_freq * self.training_env.num_envs
+        self.next_eval = (self.num_timesteps // self.every + 1) * self.every
+        self._record()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.every
+            mean = self._evaluate_stage()
+            if self.stage.min_return is not None and mean >= self.stage.min_return:
+                self._advance(f"evaluation return {mean:.1f} >= {self.stage.min_return:g}")
+        steps = self.stage.steps
+        if steps is not None and self.num_timesteps - self.state.history[-1] >= steps:
+            self._advance(f"{steps} steps")
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("curriculum/stage", self.state.stage)
+
+    def _on_training_end(self) -> None:
+        if self.stage_env is not None:
+            self.stage_env.close()
+
+    def _evaluate_stage(self) -> float:
+        """The mean evaluation return on the current stage's terrain (the run's evaluation's
+        when it is the final terrain)."""
+        if resolve(self.stage.terrain) == self.final:
+            return float(self.evaluation.last_mean_reward)
+        if self.stage_env is None:
+            self.stage_env = self.make_eval_env(self.stage.terrain)
+        else:
+            self.stage_env.env_method("set_terrain", self.stage.terrain)
+        sync_envs_normalization(self.training_env, self.stage_env)
+        returns, _ = evaluate_policy(self.model, self.stage_env,
+                                     n_eval_episodes=self.evaluation.n_eval_episodes,
+                                     deterministic=True, return_episode_rewards=True)
+        mean = float(np.mean(returns))
+        self.logger.record("curriculum/stage_eval_return", mean)
+        self.state.evaluations.append({"step": self.num_timesteps, "stage": self.state.stage,
+                                       "mean_return": mean})
+        self.record(self.state)
+        return mean
+
+    def _advance(self, why: str) -> None:
+        self.state.stage += 1
+        self.state.history.append(self.num_timesteps)
+        self.training_env.env_method("set_terrain", self.stage.terrain)
+        print(f"curriculum: stage {self.state.stage} ({self.stage.terrain}) from step "
+              f"{self.num_timesteps} ({why})", file=sys.stderr, flush=True)
+        self._record()
+
+    def _record(self) -> None:
+        self.record(self.state)
+        self.logger.record("curriculum/stage", self.state.stage)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fop_rl.config import BACKENDS, ConfigError
+from fop_rl.progress import duration
 from fop_rl.rundir import RunError
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
@@ -107,17 +108,91 @@ def _terrain_option(p: argparse.ArgumentParser, what: str) -> None:
                         "pits, stairs, hardcore, ...)")
 
 
+def _curriculum_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--curriculum", type=Path, metavar="FILE",
+                   help=f"{what} through a curriculum of terrains: a YAML list of stages, as "
+                        "training.curriculum takes them (README: Curriculum)")
+
+
+def _terrain_set_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="env.terrain.KEY=VALUE",
+                   help="a terrain parameter, on --terrain's preset or the run's terrain, e.g. "
+                        "--set env.terrain.stump_height=1.5 (repeatable)")
+
+
+def _checked_terrain(flag: str, spec):
+    """A terrain given on the command line, checked at once (no training library needed)."""
+    from fop_rl import terrain as terrains
+
+    try:
+        terrains.resolve(spec)
+    except terrains.TerrainError as e:
+        raise UsageError(f"{flag}: {e}") from None
+    return spec
+
+
 def _terrain_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]:
-    """--terrain as the terrain walker's env id (unless --config names one) and an override
-    that comes before --set's, so that ``--set env.terrain.<param>=...`` refines the preset."""
-    if args.terrain is None:
+    """--terrain or --curriculum as the terrain walker's env id (unless --config names one)
+    and an override that comes before --set's, so that ``--set env.terrain.<param>=...``
+    refines the preset."""
+    curriculum_file = getattr(args, "curriculum", None)
+    if args.terrain is None and curriculum_file is None:
         return args.env_id, []
     from fop_rl.terrain import ENV_ID
 
+    flag = "--terrain" if curriculum_file is None else "--curriculum"
+    if args.terrain is not None and curriculum_file is not None:
+        raise UsageError("--curriculum: its last stage is the run's terrain: leave out "
+                         "--terrain")
     if args.env_id not in (None, ENV_ID):
-        raise UsageError(f"--terrain runs {ENV_ID}: leave out --env {args.env_id}")
+        raise UsageError(f"{flag} runs {ENV_ID}: leave out --env {args.env_id}")
     env_id = args.env_id or (None if args.config else ENV_ID)
-    return env_id, [f"env.terrain={json.dumps(args.terrain)}"]
+    if curriculum_file is None:
+        _checked_terrain("--terrain", args.terrain)
+        return env_id, [f"env.terrain={json.dumps(args.terrain)}"]
+    return env_id, [f"training.curriculum={json.dumps(_read_curriculum(curriculum_file))}"]
+
+
+def _read_curriculum(path: Path) -> list:
+    """A --curriculum file's stages, checked."""
+    from fop_rl import curriculum
+    from fop_rl.config import first_line, read_yaml
+
+    try:
+        stages = read_yaml(path.read_text())
+    except OSError as e:
+        raise UsageError(f"--curriculum {path}: cannot read it ({first_line(e)})") from None
+    except ValueError as e:  # YAMLError and UnicodeDecodeError are ValueErrors
+        raise UsageError(f"--curriculum {path}: not valid YAML ({first_line(e)})") from None
+    try:
+        curriculum.parse(stages)
+    except curriculum.CurriculumError as e:
+        raise UsageError(f"--curriculum {path}: {e}") from None
+    return stages
+
+
+def _terrain_to_run_on(args: argparse.Namespace):
+    """evaluate's and render's terrain: --terrain (else the run's own), refined by --set
+    env.terrain.<parameter>=VALUE; None: the run's own environment."""
+    if not args.overrides:
+        return None if args.terrain is None else _checked_terrain("--terrain", args.terrain)
+    from fop_rl import rundir
+    from fop_rl.config import set_key
+    from fop_rl.terrain import ENV_ID
+
+    wrong = [item for item in args.overrides if not item.startswith("env.terrain.")]
+    if wrong:
+        raise UsageError(f"--set {wrong[0]!r}: {args.command} takes env.terrain.<parameter>="
+                         "VALUE only (the run's other settings are its own)")
+    base = args.terrain
+    if base is None:
+        env = rundir.read_config(args.run_dir)["env"] if args.run_dir.is_dir() else {}
+        base = env.get("terrain") if env.get("id") == ENV_ID else None
+    holder = {"env": {"terrain": base}}
+    for item in args.overrides:
+        set_key(holder, item, source="--set")
+    return _checked_terrain("--set", holder["env"]["terrain"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,8 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set ppo.n_steps=256 (repeatable)")
     _terrain_option(p, "train")
+    _curriculum_option(p, "train")
     _init_from_options(p)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint that loads")
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -153,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on another environment with the same spaces, e.g. a walker "
                         "on BipedalWalkerHardcore-v3 (default: the run's)")
     _terrain_option(p, "evaluate")
+    _terrain_set_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", action="store_true",
                    help="record it as the run's final evaluation (final_evaluation.json, which "
@@ -160,12 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
     _model_options(p)
-    p.add_argument("--out", type=Path, help="video file (default: RUN_DIR/rollout.mp4)")
+    p.add_argument("--out", type=Path,
+                   help="video file (default: RUN_DIR/rollout.mp4, or rollout-<terrain>.mp4 on "
+                        "another terrain)")
     p.add_argument("--episodes", type=_positive_int, default=1,
                    help="episodes, one after another (default: 1)")
     p.add_argument("--fps", type=_positive_int, help="frames per second (default: the env's)")
     p.add_argument("--scale", type=float, default=1.0, help="resize frames, e.g. 0.5")
     _terrain_option(p, "render")
+    _terrain_set_option(p)
 
     p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
     p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
@@ -181,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value for every run (repeatable)")
     _terrain_option(p, "train every run")
+    _curriculum_option(p, "train every run")
     _init_from_options(p)
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="where runs execute: local processes or Ray tasks (default: local)")
@@ -264,6 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                           ("--init-from", args.init_from),
                                           ("--init-model", args.init_model),
                                           ("--terrain", args.terrain),
+                                          ("--curriculum", args.curriculum),
                                           ("--set", args.overrides)] if value]
         if given:
             raise UsageError(f"--resume continues the run's own config.yaml: drop "
@@ -304,14 +387,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.model != "last":
             raise UsageError("--save records the final evaluation, of the last model: add "
                              "--model last")
-        if args.env_id is not None or args.terrain is not None:
+        if args.env_id is not None or args.terrain is not None or args.overrides:
             raise UsageError("--save records the run's final evaluation, on its own "
-                             "environment: leave out --env and --terrain")
+                             "environment: leave out --env, --terrain and --set")
         final_evaluation_path(args.run_dir)
-    if args.env_id is not None and args.terrain is not None:
-        raise UsageError("--terrain evaluates on the terrain walker: leave out --env")
+    if args.env_id is not None and (args.terrain is not None or args.overrides):
+        raise UsageError("--terrain and --set env.terrain.* evaluate on the terrain walker: "
+                         "leave out --env")
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs,
-                      args.env_id, args.terrain)
+                      args.env_id, _terrain_to_run_on(args))
     _print_note(result)
     if args.save:
         print(f"wrote {save_final(args.run_dir, result)}", file=sys.stderr)
@@ -319,25 +403,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{result['model']} model of {args.run_dir}: mean return {result['mean']:.2f} "
-              f"+/- {result['std']:.2f} over {args.episodes} episodes of {result['env_id']} "
-              f"({result['backend']})")
+              f"+/- {result['std']:.2f} over {args.episodes} episodes of {result['env_id']}"
+              f"{_terrain_text(result)} ({result['backend']})")
         for i, (r, n) in enumerate(zip(result["returns"], result["lengths"], strict=True)):
             print(f"  episode {i}: return {r:.2f}, {n} steps")
     return 0
 
 
+def _terrain_text(result: dict) -> str:
+    """`` on terrain NAME`` for the terrain walker's episodes (a preset's name or custom-<hash>)."""
+    from fop_rl import terrain as terrains
+
+    if result["env_id"] != terrains.ENV_ID:
+        return ""
+    return f" on terrain {terrains.describe(result['terrain'])}"
+
+
 def cmd_render(args: argparse.Namespace) -> int:
+    from fop_rl import terrain as terrains
     from fop_rl.evaluate import render
 
-    out = args.out or args.run_dir / "rollout.mp4"
+    terrain = _terrain_to_run_on(args)
+    name = "rollout.mp4" if terrain is None else f"rollout-{terrains.describe(terrain)}.mp4"
+    out = args.out or args.run_dir / name
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"--out must end in .mp4 or .gif, got {out}")
     if out.exists():
         raise UsageError(f"{out} already exists: choose another --out or remove it")
     if not 0 < args.scale <= 4:
         raise UsageError(f"--scale must be in (0, 4], got {args.scale}")
-    result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale,
-                    args.terrain)
+    result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale, terrain)
     _print_note(result)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
     print(f"wrote {out}: {result['frames']} frames, returns {returns}")
@@ -387,7 +482,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         p = sweep.progress(jobs)
         line = (f"done {p['done'] + p['skipped']:.0f} / running {p['running']:.0f} / failed "
                 f"{p['failed']:.0f} / left {p['left']:.0f} | {p['steps_per_s']:.0f} env steps/s"
-                f" | ETA {_duration(p['eta_s'])}")
+                f" | ETA {duration(p['eta_s'])}")
         if tty:
             print(f"\r{line}  ", end="", flush=True)
         else:
@@ -404,7 +499,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         if hasattr(backend, "shutdown"):
             backend.shutdown()
-    print(f"\nsweep finished in {_duration(time.monotonic() - started)}: "
+    print(f"\nsweep finished in {duration(time.monotonic() - started)}: "
           f"{sum(j.state == 'done' for j in jobs)} run, {skipped} skipped, {len(failed)} failed")
     for job in failed:
         print(f"  FAILED {job.optimizer} seed {job.seed} (exit {job.returncode}): see {job.log}")
@@ -527,14 +622,6 @@ def _print_note(result: dict) -> None:
     """Why the model used is not the one asked for, if it is not."""
     if result["note"]:
         print(f"note: {result['note']}", file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    if seconds != seconds:  # NaN: no speed measured yet
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "tune": cmd_tune, "report": cmd_report,

@@ -309,7 +309,6 @@ def validate(config: dict[str, Any], source: str) -> None:
 
 def _validate_terrain(config: dict[str, Any], source: str) -> None:
     """env.terrain and training.curriculum: their parameters, and what runs them."""
-    from fop_rl import curriculum
     from fop_rl import terrain as terrains
 
     env, stages = config["env"], config["training"]["curriculum"]
@@ -321,6 +320,8 @@ def _validate_terrain(config: dict[str, Any], source: str) -> None:
     except terrains.TerrainError as e:
         raise ConfigError(f"{source}: env.terrain: {e}") from None
     if stages is not None:
+        from fop_rl import curriculum
+
         try:
             final = terrains.resolve(curriculum.parse(stages)[-1].terrain)
         except curriculum.CurriculumError as e:

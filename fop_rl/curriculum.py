@@ -19,19 +19,14 @@ The state (the current stage, the step at which each stage began, the stage eval
 in ``<run_dir>/curriculum.json``, which every checkpoint copies, so ``--resume`` continues in
 the stage the checkpoint was in; run.json records ``curriculum_stage`` and
 ``curriculum_history``, TensorBoard ``curriculum/stage`` and ``curriculum/stage_eval_return``.
+This module reads and checks a curriculum (no training library: the command line checks one
+at once); the callback that runs it in training is :class:`fop_rl.callbacks.Curriculum`.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from fop_rl.terrain import TerrainError, resolve
 
@@ -94,81 +89,3 @@ class State:
     stage: int = 0
     history: list[int] = field(default_factory=lambda: [0])
     evaluations: list[dict[str, float]] = field(default_factory=list)
-
-
-class Curriculum(BaseCallback):
-    """Advances the training environments through ``stages`` by their rules.
-
-    ``evaluation`` is the run's EvalCallback (on the final terrain), which must come before
-    this callback in the list; ``make_eval_env(terrain)`` builds the environments that
-    evaluate a stage's terrain when it is not the final one; ``record(state)`` keeps the state
-    on disk (at the start, after each stage evaluation and at each new stage).
-    """
-
-    def __init__(self, stages: list[Stage], state: State, evaluation: EvalCallback,
-                 make_eval_env: Callable[[Any], VecEnv], record: Callable[[State], None]):
-        super().__init__()
-        self.stages, self.state, self.record = stages, state, record
-        self.evaluation, self.make_eval_env = evaluation, make_eval_env
-        self.stage_env: VecEnv | None = None
-        self.final = resolve(stages[-1].terrain)
-
-    @property
-    def stage(self) -> Stage:
-        return self.stages[self.state.stage]
-
-    def _on_training_start(self) -> None:
-        # the evaluation callback's grid: it counts its calls, one per step of all envs
-        self.every = self.evaluation.eval_freq * self.training_env.num_envs
-        self.next_eval = (self.num_timesteps // self.every + 1) * self.every
-        self._record()
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.next_eval:
-            self.next_eval += self.every
-            mean = self._evaluate_stage()
-            if self.stage.min_return is not None and mean >= self.stage.min_return:
-                self._advance(f"evaluation return {mean:.1f} >= {self.stage.min_return:g}")
-        steps = self.stage.steps
-        if steps is not None and self.num_timesteps - self.state.history[-1] >= steps:
-            self._advance(f"{steps} steps")
-        return True
-
-    def _on_rollout_end(self) -> None:
-        self.logger.record("curriculum/stage", self.state.stage)
-
-    def _on_training_end(self) -> None:
-        if self.stage_env is not None:
-            self.stage_env.close()
-
-    def _evaluate_stage(self) -> float:
-        """The mean evaluation return on the current stage's terrain (the run's evaluation's
-        when it is the final terrain)."""
-        if resolve(self.stage.terrain) == self.final:
-            return float(self.evaluation.last_mean_reward)
-        if self.stage_env is None:
-            self.stage_env = self.make_eval_env(self.stage.terrain)
-        else:
-            self.stage_env.env_method("set_terrain", self.stage.terrain)
-        sync_envs_normalization(self.training_env, self.stage_env)
-        returns, _ = evaluate_policy(self.model, self.stage_env,
-                                     n_eval_episodes=self.evaluation.n_eval_episodes,
-                                     deterministic=True, return_episode_rewards=True)
-        mean = float(np.mean(returns))
-        self.logger.record("curriculum/stage_eval_return", mean)
-        self.state.evaluations.append({"step": self.num_timesteps, "stage": self.state.stage,
-                                       "mean_return": mean})
-        self.record(self.state)
-        return mean
-
-    def _advance(self, why: str) -> None:
-        self.state.stage += 1
-        self.state.history.append(self.num_timesteps)
-        self.training_env.env_method("set_terrain", self.stage.terrain)
-        print(f"curriculum: stage {self.state.stage} ({self.stage.terrain}) from step "
-              f"{self.num_timesteps} ({why})", file=sys.stderr, flush=True)
-        self._record()
-
-    def _record(self) -> None:
-        self.record(self.state)
-        self.logger.record("curriculum/stage", self.state.stage)

@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import (
     VecNormalize,
 )
 
-from fop_rl import terrain
+from fop_rl import runlog, terrain
 from fop_rl.envpool_env import EnvPoolVecEnv
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training ones
@@ -36,25 +36,43 @@ def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
     Rewards are scaled by the running std of the return discounted with PPO's ``gamma``.
     ``append`` continues existing monitor logs (a resumed run) instead of replacing them.
     """
+    if append and monitor_dir is not None:
+        for path in monitor_dir.glob("*.monitor.csv"):
+            runlog.trim_unfinished_line(path)
     venv = _vec_env(env_cfg, env_cfg["n_envs"], seed, monitor_dir, append=append)
+    if append and monitor_dir is not None:
+        _continue_clocks(venv, monitor_dir)
     return VecNormalize(venv, norm_obs=env_cfg["norm_obs"], norm_reward=env_cfg["norm_reward"],
                         clip_obs=env_cfg["clip_obs"], gamma=gamma)
 
 
-def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: Path | None = None,
+def _continue_clocks(venv: VecEnv, monitor_dir: Path) -> None:
+    """Monitors appending to a resumed run's files count ``t`` from the ``t_start`` in those
+    files' headers (the first process's), not from their own start."""
+    if isinstance(venv, VecMonitor):  # envpool: one file for all
+        venv.t_start = runlog.first_t_start(monitor_dir / "envpool.monitor.csv") or venv.t_start
+        return
+    for rank in range(venv.num_envs):  # gymnasium: a Monitor, the outermost wrapper, per env
+        t_start = runlog.first_t_start(monitor_dir / f"{rank}.monitor.csv")
+        if t_start is not None:
+            venv.set_attr("t_start", t_start, indices=[rank])
+
+
+def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: VecNormalize | None = None,
                   render_mode: str | None = None, n_envs: int = 1,
                   backend: str | None = None) -> VecNormalize:
     """``n_envs`` environments whose normalisation is frozen and which leave rewards raw.
 
-    With ``stats``, the statistics saved beside a model; else they are synced from the
-    training env before each evaluation (SB3's EvalCallback does that). ``backend`` overrides
-    the config's; rendering always uses gymnasium.
+    With ``stats``, the statistics saved beside a model (``evaluate.load_stats``); else they are
+    synced from the training env before each evaluation (SB3's EvalCallback does that).
+    ``backend`` overrides the config's; rendering always uses gymnasium.
     """
     backend = "gymnasium" if render_mode else backend or env_cfg["backend"]
     venv = _vec_env({**env_cfg, "backend": backend}, n_envs, seed + EVAL_SEED_OFFSET, None,
                     render_mode=render_mode)
     if stats is not None:
-        env = VecNormalize.load(str(stats), venv)
+        stats.set_venv(venv)
+        env = stats
     else:
         env = VecNormalize(venv, norm_obs=env_cfg["norm_obs"], norm_reward=False,
                            clip_obs=env_cfg["clip_obs"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,11 @@ import gymnasium
 import numpy as np
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import envpool_env, rundir
 from fop_rl import terrain as terrains
-from fop_rl.config import continuous_control
+from fop_rl.config import continuous_control, first_line
 from fop_rl.envs import make_eval_env
 from fop_rl.rundir import RunError
 
@@ -32,46 +34,71 @@ _FILES = {"best": (rundir.BEST_MODEL, rundir.BEST_VECNORM),
           "last": (rundir.MODEL, rundir.VECNORM)}
 
 
-def locate(run_dir: Path, which: str | None = None) -> LoadedRun:
-    """The model file (``best`` or ``last``) of a run and the statistics saved with it.
+def locate(run_dir: Path, which: str | None = None, what: str | None = None) -> LoadedRun:
+    """The model file (``best`` or ``last``) of a run and the statistics saved with it; errors
+    start with ``what`` (the flag that named the run) if given.
 
-    ``None`` asks for the best model, or the last one (with a note) in a run that has not been
-    evaluated yet.
+    ``None`` asks for the best model, or the last one (with a note) in a run that has none.
     """
+    prefix = f"{what}: " if what else ""
     if not run_dir.is_dir():
-        raise RunError(f"run directory {run_dir} does not exist")
+        raise RunError(f"{prefix}run directory {run_dir} does not exist")
     if not (run_dir / rundir.CONFIG).exists():
-        raise RunError(f"{run_dir} is not a run directory: it has no {rundir.CONFIG}")
+        raise RunError(f"{prefix}{run_dir} is not a run directory: it has no {rundir.CONFIG}")
     note = None
     if which is None:
         which = "best"
         if not _has(run_dir, "best") and _has(run_dir, "last"):
-            which, note = "last", (f"{run_dir} has no best model yet (no evaluation has run): "
-                                   "using the last model")
+            which, note = "last", f"{run_dir} has no best model: using its last model"
     model_name, stats_name = _FILES[which]
     if not _has(run_dir, which):
-        raise RunError(f"{run_dir} has no {which} model yet ({model_name} with {stats_name})")
-    return LoadedRun(rundir.read_config(run_dir), run_dir / model_name, run_dir / stats_name,
-                     which, note)
+        raise RunError(f"{prefix}{run_dir} has no {which} model ({model_name} with "
+                       f"{stats_name})")
+    try:
+        config = rundir.read_config(run_dir)
+    except RunError as e:
+        raise RunError(f"{prefix}{e}") from None
+    return LoadedRun(config, run_dir / model_name, run_dir / stats_name, which, note)
 
 
 def _has(run_dir: Path, which: str) -> bool:
     return all((run_dir / name).exists() for name in _FILES[which])
 
 
-def load_model(path: Path) -> PPO:
-    """PPO.load, with a clear error for a file that is not a model of ours."""
+def load_model(path: Path, what: str | None = None) -> PPO:
+    """PPO.load, with a one-line error (starting with ``what``) for a file that is not a model
+    of ours or does not load."""
+    prefix = f"{what}: " if what else ""
     try:
         with zipfile.ZipFile(path) as z:
             if "data" not in z.namelist():
-                raise RunError(f"{path} is not a stable-baselines3 model (no 'data' entry)")
+                raise RunError(f"{prefix}{path} is not a stable-baselines3 model (no 'data' "
+                               "entry)")
         return PPO.load(path, device="cpu")
     except RunError:
         raise
     except zipfile.BadZipFile:
-        raise RunError(f"{path} is not a valid model file (not a zip archive)") from None
+        raise RunError(f"{prefix}{path} is not a valid model file (not a zip archive)") from None
     except Exception as e:  # SB3 raises many kinds for truncated or foreign archives
-        raise RunError(f"cannot load {path}: {type(e).__name__}: {e}") from None
+        raise RunError(f"{prefix}cannot load {path}: {type(e).__name__}: {first_line(e)}"
+                       ) from None
+
+
+def load_stats(path: Path, what: str | None = None) -> VecNormalize:
+    """The normalisation statistics saved beside a model, not yet wrapping environments
+    (VecNormalize.load without its ``set_venv``), with a one-line error where they do not
+    load."""
+    prefix = f"{what}: " if what else ""
+    try:
+        with open(path, "rb") as f:
+            stats = pickle.load(f)
+    except Exception as e:  # a truncated or foreign pickle raises any of many kinds
+        raise RunError(f"{prefix}cannot load {path}: {type(e).__name__}: {first_line(e)}"
+                       ) from None
+    if not isinstance(stats, VecNormalize):
+        raise RunError(f"{prefix}{path} holds a {type(stats).__name__}, not VecNormalize "
+                       "statistics")
+    return stats
 
 
 def check_spaces(model: PPO, env_id: str, what: str) -> None:
@@ -99,15 +126,16 @@ MAX_EVAL_ENVS = 10
 
 def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
              backend: str | None = None, n_envs: int | None = None,
-             env_id: str | None = None, terrain: str | None = None) -> dict:
+             env_id: str | None = None, terrain: str | dict | None = None) -> dict:
     """Deterministic episodes of the run's model on fresh evaluation environments.
 
     ``n_envs`` environments (default: one per episode, at most 10) run side by side, each
     with its own share of the episodes (SB3's evaluate_policy). ``backend`` (gymnasium or
     envpool) defaults to the one the run trained with. ``which`` as for :func:`locate`.
     ``env_id``: another environment with the same spaces (a walker on the hard terrain), with
-    the run's other environment settings and normalisation. ``terrain``: a preset of the
-    terrain walker (generalisation to another terrain), on gymnasium unless EnvPool has it.
+    the run's other environment settings and normalisation. ``terrain``: a terrain of the
+    terrain walker, a preset or parameters (generalisation to another terrain), on gymnasium
+    unless EnvPool has it.
     """
     run = locate(run_dir, which)
     env_cfg = _env_config(run, env_id, terrain)
@@ -123,14 +151,14 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
         if parametric:
             raise RunError("envpool simulates only the flat and hardcore terrains: pass "
                            "--backend gymnasium")
-    model = load_model(run.model_path)
+    model, stats = load_model(run.model_path), load_stats(run.stats_path)
     if env_cfg["id"] != run.config["env"]["id"]:
         problem = continuous_control(env_cfg["id"])
         if problem:
             raise RunError(f"--env {env_cfg['id']} {problem}")
         check_spaces(model, env_cfg["id"], f"{run_dir}")
     n_envs = min(n_envs or MAX_EVAL_ENVS, episodes)
-    env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=run.stats_path,
+    env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=stats,
                         n_envs=n_envs, backend=backend)
     try:
         returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes,
@@ -144,7 +172,7 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
 
 
-def _env_config(run: LoadedRun, env_id: str | None, terrain: str | None) -> dict:
+def _env_config(run: LoadedRun, env_id: str | None, terrain: str | dict | None) -> dict:
     """The run's environment settings, on another environment or terrain if asked."""
     env_cfg = dict(run.config["env"])
     if terrain is not None:
@@ -178,21 +206,23 @@ def save_final(run_dir: Path, result: dict) -> Path:
 
 
 def render(run_dir: Path, out: Path, episodes: int = 1, which: str | None = None,
-           fps: int | None = None, scale: float = 1.0, terrain: str | None = None) -> dict:
+           fps: int | None = None, scale: float = 1.0, terrain: str | dict | None = None
+           ) -> dict:
     """Write a video of deterministic episodes: mp4, or gif when ``out`` ends in .gif.
 
     The video plays in real time: at a lower ``fps`` than the environment's, frames are
     dropped evenly. ``scale`` resizes the frames (a GIF is much smaller at 0.5). ``terrain``:
-    a preset of the terrain walker instead of the run's own environment.
+    a terrain of the terrain walker (a preset or parameters) instead of the run's own
+    environment.
     """
     from moviepy import ImageSequenceClip
 
     run = locate(run_dir, which)
-    model = load_model(run.model_path)
+    model, stats = load_model(run.model_path), load_stats(run.stats_path)
     env_cfg = _env_config(run, None, terrain)
     if env_cfg["id"] != run.config["env"]["id"]:
         check_spaces(model, env_cfg["id"], f"{run_dir}")
-    env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=run.stats_path,
+    env = make_eval_env(env_cfg, run.config["training"]["seed"], stats=stats,
                         render_mode="rgb_array")
     frames, returns = [], []
     try:

@@ -92,7 +92,11 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             problems.append(f"skipped {path}: unreadable or empty ({e})")
             continue
-        status = read_status(seed_dir) or {}
+        try:
+            status = read_status(seed_dir) or {}
+        except RunError as e:
+            problems.append(f"{e}; its wall time and versions left out")
+            status = {}
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
                         timesteps.astype(np.int64), means,
                         _final_evaluation(seed_dir, problems), status.get("wall_time_s"),

@@ -29,6 +29,7 @@ import os
 import platform
 import socket
 import tempfile
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 import yaml
 
 import fop_rl
-from fop_rl.config import fill_defaults, read_yaml
+from fop_rl.config import fill_defaults, first_line, read_yaml
 
 CONFIG, RUN_JSON = "config.yaml", "run.json"
 MODEL, VECNORM = "model.zip", "vecnormalize.pkl"
@@ -73,19 +74,56 @@ def default_run_dir(env: str, optimizer: str, seed: int, root: str | Path = "run
     return Path(root) / env / optimizer / f"seed-{seed}"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write via a temporary file and rename: readers see the old or the new file, never half.
+    The file gets the mode any other file of the run gets (mkstemp's are private)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write in full; renamed to ``path`` on success,
+    removed on failure. For writers that take a file name (SB3's model and statistics saves):
+    the temporary name ends as ``path`` does, so that they add no suffix of their own."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:
+    """run.json, or None where there is none; RunError naming it where it cannot be read."""
+    path = run_dir / RUN_JSON
     try:
-        return json.loads((run_dir / RUN_JSON).read_text())
-    except (OSError, json.JSONDecodeError):
+        status = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"{path} cannot be read ({first_line(e)}): repair or remove it") from None
+    if not isinstance(status, dict):
+        raise RunError(f"{path} is not a run's status (a JSON object): repair or remove it")
+    return status
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """A run's status for a message; a ``running`` run whose process is gone is ``stopped``."""
+    state = status.get("status", "unknown")
+    if state == "running" and alive_here(status) is False:
+        return f"stopped: its process {status.get('pid')} is gone"
+    return state
 
 
 def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
@@ -94,6 +132,14 @@ def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     status.update(fields)
     atomic_write_text(run_dir / RUN_JSON, json.dumps(status, indent=2) + "\n")
     return status
+
+
+def restore_status(run_dir: Path, status: dict[str, Any]) -> None:
+    """Put back run.json as it was read (``{}``: there was none)."""
+    if status:
+        atomic_write_text(run_dir / RUN_JSON, json.dumps(status, indent=2) + "\n")
+    else:
+        (run_dir / RUN_JSON).unlink(missing_ok=True)
 
 
 def _boot_id() -> str | None:
@@ -150,11 +196,20 @@ def versions() -> dict[str, str]:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    config = read_yaml((run_dir / CONFIG).read_text())
-    # runs made before these were choices: what they used
-    config["env"].setdefault("backend", "gymnasium")
-    config["training"].setdefault("n_eval_envs", 1)
-    return fill_defaults(config)
+    """The run's config.yaml; RunError naming it where it cannot be read."""
+    path = run_dir / CONFIG
+    try:
+        config = read_yaml(path.read_text())
+        # runs made before these were choices: what they used
+        config["env"].setdefault("backend", "gymnasium")
+        config["training"].setdefault("n_eval_envs", 1)
+        return fill_defaults(config)
+    except FileNotFoundError:
+        raise RunError(f"{run_dir} is not a run directory: it has no {CONFIG}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RunError(f"{path} cannot be read ({first_line(e)})") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise RunError(f"{path} is not a run's config ({type(e).__name__}: {e})") from None
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:

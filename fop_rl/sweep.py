@@ -217,7 +217,10 @@ def progress(jobs: list[Job]) -> dict[str, float]:
         if job.state == "left":
             steps_left += job.total
         elif job.state == "running":
-            status = rundir.read_status(job.run_dir) or {}
+            try:
+                status = rundir.read_status(job.run_dir) or {}
+            except rundir.RunError:  # progress is a display: a run's damaged record is its own
+                status = {}
             steps_left += max(job.total - status.get("timesteps_done", 0), 0)
             if status.get("status") == "running":
                 speed += status.get("env_steps_per_s", 0.0)

@@ -10,24 +10,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import CallbackList
-from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecNormalize
 
-from fop_rl import curriculum, rundir
+from fop_rl import curriculum, rundir, runlog
 from fop_rl.callbacks import (
+    Curriculum,
     FOPDiagnostics,
     PeriodicCheckpoint,
     RunMonitor,
-    SaveVecNormalizeOnBest,
     StopOnSignal,
     TimedEvalCallback,
-    save_checkpoint,
 )
+from fop_rl.checkpoints import Checkpoint, newest_loadable, save_checkpoint
 from fop_rl.compiled import CompiledPPO
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import (
@@ -35,6 +33,7 @@ from fop_rl.evaluate import (
     check_spaces,
     evaluate,
     load_model,
+    load_stats,
     locate,
     save_final,
 )
@@ -50,16 +49,37 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
     """Refuse to overwrite a run unless asked: nothing on disk is lost by mistake."""
     rundir.check_not_training(run_dir)
     if resume:
-        if rundir.latest_checkpoint(run_dir) is None:
-            raise RunError(f"{run_dir} has no checkpoint to resume from")
+        if not (run_dir / rundir.CONFIG).exists():
+            raise RunError(f"{run_dir} holds no run to resume (no {rundir.CONFIG})")
+        status, total = rundir.read_status(run_dir) or {}, rundir.read_config(run_dir)[
+            "training"]["total_timesteps"]
+        if status.get("status") == "complete" and status.get("timesteps_done", 0) >= total:
+            raise RunError(f"{run_dir} is complete ({total} steps): nothing to resume (a larger "
+                           f"training.total_timesteps in its {rundir.CONFIG} continues it)")
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
-            status = (rundir.read_status(run_dir) or {}).get("status", "unknown")
+            status = rundir.status_text(rundir.read_status(run_dir) or {})
             raise RunError(f"{run_dir} already holds a run (status: {status}); use --resume to "
                            "continue it or --force to start over")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def resume_point(run_dir: Path, config: dict[str, Any]) -> Checkpoint | None:
+    """The newest checkpoint of the run that loads (None: none was made), saying which."""
+    checkpoint, skipped = newest_loadable(run_dir, algorithm(config))
+    for line in skipped:
+        print(f"note: {line}", file=sys.stderr)
+    if checkpoint is None:
+        print(f"note: {run_dir} stopped before its first checkpoint: training it from step 0 "
+              f"with its {rundir.CONFIG}", file=sys.stderr)
+        for name in (rundir.EVALUATIONS, rundir.BEST_MODEL, rundir.BEST_VECNORM):
+            (run_dir / name).unlink(missing_ok=True)  # the attempt's, whose training is gone
+    else:
+        print(f"resuming {run_dir} from step {checkpoint.step} "
+              f"({rundir.CHECKPOINTS}/{checkpoint.folder.name})", flush=True)
+    return checkpoint
 
 
 def learning_rate(config: dict[str, Any]):
@@ -87,15 +107,17 @@ def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
     )
 
 
-def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO]:
-    """The run that ``training.init_from`` names and its model, checked against ``config``
-    before anything starts: RunError if it is missing or has other spaces or networks."""
+def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO, VecNormalize]:
+    """The run that ``training.init_from`` names, its model and statistics, loaded and checked
+    against ``config`` before anything is written: RunError if one is missing or unreadable,
+    or it has other spaces or networks."""
     training = config["training"]
     source = Path(training["init_from"])
-    run = locate(source, training["init_model"])
+    run = locate(source, training["init_model"], "--init-from")
     if run.note:
         print(f"note: {run.note}", file=sys.stderr)
-    model = load_model(run.model_path)
+    model = load_model(run.model_path, "--init-from")
+    stats = load_stats(run.stats_path, "--init-from")
     check_spaces(model, config["env"]["id"], f"--init-from {source}")
     if run.config["ppo"]["net_arch"] != config["ppo"]["net_arch"]:
         raise RunError(f"--init-from {source}: its networks ({run.config['ppo']['net_arch']}) "
@@ -105,104 +127,102 @@ def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO]:
         # the value head and the return statistics were learned for the source's discount
         print(f"note: --init-from {source} learned its values with ppo.gamma {theirs}; this run "
               f"uses {mine} (--set ppo.gamma={theirs} keeps them consistent)", file=sys.stderr)
-    return run, model
+    return run, model, stats
 
 
-def start_from(model: PPO, env: VecNormalize, run: LoadedRun, source: PPO) -> dict[str, Any]:
+def start_from(model: PPO, env: VecNormalize, run: LoadedRun, source: PPO,
+               stats: VecNormalize) -> dict[str, Any]:
     """Fine-tuning: ``model`` takes the policy and value weights of ``source``, and ``env`` the
     normalisation statistics saved with it (they keep updating); the optimizer stays fresh.
     Returns what run.json records about the source."""
     model.policy.load_state_dict(source.policy.state_dict())
-    stats = VecNormalize.load(str(run.stats_path), env.venv)
     env.obs_rms, env.ret_rms = stats.obs_rms, stats.ret_rms
     return {"run_dir": str(run.model_path.parent), "model": run.which,
             "env_id": run.config["env"]["id"], "optimizer": run.config["training"]["optimizer"],
             "seed": run.config["training"]["seed"]}
 
 
-def _restore_evaluations(evaluation: TimedEvalCallback, checkpoint: Path, up_to: int) -> None:
-    """Continue the evaluation record of the checkpoint (nothing after its step)."""
-    path = checkpoint / rundir.EVALUATIONS
-    if not path.exists():
-        return
-    with np.load(path) as data:
-        keep = data["timesteps"] <= up_to
-        evaluation.evaluations_timesteps = data["timesteps"][keep].tolist()
-        evaluation.evaluations_results = [list(r) for r in data["results"][keep]]
-        evaluation.evaluations_length = [list(r) for r in data["ep_lengths"][keep]]
-    if evaluation.evaluations_results:
-        evaluation.best_mean_reward = float(max(np.mean(r) for r in
-                                                evaluation.evaluations_results))
-
-
 def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bool = False,
           show_progress: bool | None = None) -> Path:
     """Train PPO as ``config`` says into ``run_dir`` (or continue it), and return run_dir.
 
-    Raises RunError before anything starts when the run directory forbids it, and
-    Interrupted after saving a checkpoint when stopped by Ctrl-C or SIGTERM.
+    Raises RunError before anything is written when the run directory, a checkpoint or the
+    source run forbids it, and Interrupted after saving a checkpoint when stopped by Ctrl-C or
+    SIGTERM. A run that cannot start leaves its directory as it was (a new one: none).
     """
     source = None
     if not resume and config["training"]["init_from"] is not None:
         source = load_source(config)
     prepare_run_dir(run_dir, resume, force)
+    checkpoint, resume_step, previous = None, None, None
     if resume:
         config = rundir.read_config(run_dir)
+        previous = rundir.read_status(run_dir) or {}
+        checkpoint = resume_point(run_dir, config)
+        resume_step = 0 if checkpoint is None else checkpoint.step
     else:
         rundir.write_config(run_dir, config)
     env_cfg, training = config["env"], config["training"]
     seed, total = training["seed"], training["total_timesteps"]
     torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs
     set_random_seed(seed)     # in parallel must not fight over cores
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    record = {"started": now}
+    if resume:  # the first start stays; each resume is recorded
+        record = {"started": previous.get("started", now), "resumes": [
+            *previous.get("resumes", []),
+            {"step": resume_step, "time": now,
+             "checkpoint": None if checkpoint is None else checkpoint.folder.name}]}
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
                         terrain=env_cfg["terrain"], backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
-                        versions=rundir.versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        **rundir.process())
-
-    (run_dir / "monitor").mkdir(exist_ok=True)
-    checkpoint = rundir.latest_checkpoint(run_dir) if resume else None
-    # a curriculum trains on its current stage's terrain (the checkpoint's), and evaluates on
-    # its last stage's, the run's env.terrain
-    stages = curriculum.parse(training["curriculum"]) if training["curriculum"] else []
-    train_env_cfg = env_cfg
-    if stages:
-        saved = rundir.read_curriculum(checkpoint) if checkpoint is not None else None
-        stage_state = curriculum.State(**(saved or {}))
-        train_env_cfg = {**env_cfg, "terrain": stages[stage_state.stage].terrain}
-    env = make_train_env(train_env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
-                         append=checkpoint is not None)
-    # evaluation episodes in environments stepped together: SB3's evaluate_policy gives each
-    # its own episode target, so the average is not biased toward short episodes
-    eval_env = make_eval_env(env_cfg, seed,
-                             n_envs=min(training["n_eval_envs"], training["n_eval_episodes"]))
-    if checkpoint is not None:
-        env = VecNormalize.load(str(checkpoint / rundir.VECNORM), env.venv)
-        model = algorithm(config).load(checkpoint / rundir.MODEL, env=env, device="cpu")
-    else:
-        model = build_model(config, env)
-        if source is not None:
-            rundir.write_status(run_dir, init_from=start_from(model, env, *source))
-    model.set_logger(configure(str(run_dir / "tb"), ["csv", "tensorboard"]))
+                        versions=rundir.versions(), **record, **rundir.process())
+    try:
+        (run_dir / "monitor").mkdir(exist_ok=True)
+        # a curriculum trains on its current stage's terrain (the checkpoint's), and evaluates
+        # on its last stage's, the run's env.terrain
+        stages = curriculum.parse(training["curriculum"]) if training["curriculum"] else []
+        train_env_cfg = env_cfg
+        if stages:
+            stage_state = curriculum.State(**((checkpoint and checkpoint.curriculum) or {}))
+            train_env_cfg = {**env_cfg, "terrain": stages[stage_state.stage].terrain}
+        env = make_train_env(train_env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
+                             append=resume)
+        # evaluation episodes in environments stepped together: SB3's evaluate_policy gives
+        # each its own episode target, so the average is not biased toward short episodes
+        eval_env = make_eval_env(env_cfg, seed,
+                                 n_envs=min(training["n_eval_envs"], training["n_eval_episodes"]))
+        if checkpoint is not None:
+            checkpoint.stats.set_venv(env.venv)
+            env, model = checkpoint.stats, checkpoint.model
+            model.set_env(env)
+        else:
+            model = build_model(config, env)
+            if source is not None:
+                rundir.write_status(run_dir, init_from=start_from(model, env, *source))
+        model.set_logger(runlog.logger(run_dir / "tb", resume_step))
+    except Exception:  # nothing trained yet: leave the directory as it was
+        if resume:
+            rundir.restore_status(run_dir, previous)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
     evaluation = TimedEvalCallback(
-        eval_env, eval_freq=max(training["eval_freq"] // env_cfg["n_envs"], 1),
-        n_eval_episodes=training["n_eval_episodes"], deterministic=True,
-        best_model_save_path=str(run_dir), log_path=str(run_dir), verbose=0,
-        callback_on_new_best=SaveVecNormalizeOnBest(run_dir / rundir.BEST_VECNORM),
-    )
+        eval_env, run_dir, eval_freq=max(training["eval_freq"] // env_cfg["n_envs"], 1),
+        n_eval_episodes=training["n_eval_episodes"], deterministic=True, verbose=0)
     # EvalCallback counts its own calls (one per env step of all envs): align a resumed run
     # with the evaluation grid of the uninterrupted one.
     evaluation.n_calls = model.num_timesteps // env_cfg["n_envs"]
-    if checkpoint is not None:
-        _restore_evaluations(evaluation, checkpoint, model.num_timesteps)
+    if resume:
+        evaluation.restore(checkpoint and checkpoint.evaluations)
     label = f"{env_cfg['id']} {training['optimizer']} seed {seed}"
     monitor = RunMonitor(run_dir, label, total, evaluation, show_bar=show_progress)
     stop = StopOnSignal()
     first = [evaluation]  # a curriculum reads the evaluation of the same step
     if stages:
         n_eval_envs = evaluation.eval_env.num_envs
-        first.append(curriculum.Curriculum(
+        first.append(Curriculum(
             stages, stage_state, evaluation,
             lambda terrain: make_eval_env({**env_cfg, "terrain": terrain}, seed,
                                           n_envs=n_eval_envs),
@@ -227,8 +247,10 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
                 raise Interrupted(f"interrupted at {model.num_timesteps} steps, checkpoint "
                                   f"saved; continue with: fop-rl train --run-dir {run_dir} "
                                   "--resume")
-        model.save(run_dir / rundir.MODEL)
-        env.save(str(run_dir / rundir.VECNORM))
+        with rundir.atomic_path(run_dir / rundir.MODEL) as tmp:
+            model.save(tmp)
+        with rundir.atomic_path(run_dir / rundir.VECNORM) as tmp:
+            env.save(str(tmp))
         save_checkpoint(model, run_dir)
         episodes = training["final_eval_episodes"]
         if episodes and not (run_dir / rundir.FINAL_EVALUATION).exists():

@@ -22,9 +22,9 @@ def test_fine_tuning_starts_from_the_source_policy_and_statistics(trained_run: P
         *TINY, "training.optimizer=momentum", f"training.init_from={trained_run}"])
     env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], seed=5, monitor_dir=None)
     model = build_model(cfg, env)
-    run, source = load_source(cfg)
+    run, source, stats = load_source(cfg)
     assert run.which == "best"
-    record = start_from(model, env, run, source)
+    record = start_from(model, env, run, source, stats)
     assert record["env_id"] == "BipedalWalker-v3" and record["optimizer"] == "fop-momentum"
     for (name, mine), theirs in zip(model.policy.state_dict().items(),
                                     source.policy.state_dict().values(), strict=True):

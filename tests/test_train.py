@@ -102,7 +102,10 @@ def test_final_evaluation_of_the_last_model(trained_run: Path, tmp_path: Path, c
                            "--save")
     assert code == 0 and "wrote" in err
     saved = json.loads((copy / "final_evaluation.json").read_text())
-    assert saved["episodes"] == 3 and saved["returns"][:2] == final["returns"]
+    # the same episodes; 3 environments side by side instead of 2 batch the policy's forward
+    # differently, which moves float32 actions in their last bits
+    assert saved["episodes"] == 3 and saved["returns"][:2] == pytest.approx(final["returns"],
+                                                                            abs=0.01)
 
 
 def test_evaluate_a_walker_on_the_hard_terrain(trained_run: Path, capsys):
@@ -363,12 +366,12 @@ def test_run_before_its_first_evaluation_evaluates_its_last_model(tmp_path: Path
     assert not (run_dir / "best_model.zip").exists()
     code, out, err = run_cli(capsys, "evaluate", run_dir, "--episodes", "1", "--json")
     assert code == 0 and json.loads(out)["model"] == "last"
-    assert err.startswith("note:") and "no best model yet" in err
+    assert err.startswith("note:") and "has no best model: using its last model" in err
     code, _, err = run_cli(capsys, "evaluate", run_dir, "--model", "best")
-    assert code == 2 and "no best model yet" in err and err.count("\n") == 1
+    assert code == 2 and "has no best model (best_model.zip" in err and err.count("\n") == 1
     code, out, err = run_cli(capsys, "render", run_dir, "--out", tmp_path / "short.gif",
                              "--fps", "10", "--scale", "0.25")
-    assert code == 0 and "wrote" in out and "no best model yet" in err
+    assert code == 0 and "wrote" in out and "has no best model: using its last model" in err
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))

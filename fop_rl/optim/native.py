@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from typing import Any
 
 _SOURCE = r"""
@@ -119,6 +120,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 def extension() -> Any | None:
     """The built extension (its ``Pool`` class), or None after a one-line note where it cannot
     be built (no C++ compiler, no ninja, a failed build)."""
+    # torch builds it once per machine (and per change of the source), silently: say so when
+    # it takes long enough to be a build rather than a load from torch's cache
+    building = threading.Timer(2.0, print, ["note: building FOP's C++ step (once on this "
+                                            "machine, about a minute; cached after)"],
+                               {"file": sys.stderr, "flush": True})
+    building.start()
     try:
         from torch.utils.cpp_extension import load_inline
 
@@ -128,3 +135,5 @@ def extension() -> Any | None:
         print(f"note: FOP's C++ step could not be built ({type(e).__name__}: {reason}); FOP "
               "steps from Python", file=sys.stderr, flush=True)
         return None
+    finally:
+        building.cancel()

@@ -1,0 +1,70 @@
+"""The command line's own behaviour: terrains and curricula given on it, what it says while a
+run trains, and where render writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, tiny_args
+
+
+def test_evaluate_and_render_take_a_custom_terrain(trained_run: Path, tmp_path: Path, capsys):
+    custom = ["--terrain", "stumps", "--set", "env.terrain.stump_height=[0.25,0.5]"]
+    code, out, err = run_cli(capsys, "evaluate", trained_run, "--episodes", "1", *custom)
+    assert code == 0, err
+    assert "episodes of fop_rl/BipedalWalkerTerrain-v0 on terrain custom-" in out
+    code, out, err = run_cli(capsys, "evaluate", trained_run, "--episodes", "1", "--terrain",
+                             "pits")
+    assert code == 0 and "on terrain pits (gymnasium)" in out, err
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(trained_run, copy)
+    for argv in (["--terrain", "stairs-low"], custom):
+        code, out, err = run_cli(capsys, "render", copy, "--fps", "5", "--scale", "0.2", *argv)
+        assert code == 0, err
+    names = sorted(p.name for p in copy.glob("rollout*.mp4"))
+    assert names[-1] == "rollout-stairs-low.mp4" and names[0].startswith("rollout-custom-")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--terrain", "nosuch"], "error: --terrain: unknown terrain preset 'nosuch'"),
+    (["evaluate", "RUN", "--set", "env.terrain.nope=1"],
+     "error: --set: unknown terrain parameter 'nope'"),
+    (["evaluate", "RUN", "--set", "ppo.gamma=0.9"], "evaluate takes env.terrain.<parameter>"),
+    (["render", "RUN", "--terrain", "nosuch"], "error: --terrain: unknown terrain preset"),
+    (["train", "--curriculum", "missing.yaml"], "error: --curriculum missing.yaml: cannot read"),
+    (["train", "--curriculum", "CURRICULUM", "--terrain", "pits"], "leave out --terrain"),
+    (["train", "--init-from", "no/such/run"], "error: --init-from: run directory no/such/run"),
+])
+def test_terrain_curriculum_and_source_errors_name_the_flag(argv, message, trained_run: Path,
+                                                             tmp_path: Path):
+    bad = tmp_path / "curriculum.yaml"
+    bad.write_text("- {terrain: stumps-low}\n- {terrain: flat}\n")  # the first has no rule
+    argv = [str(trained_run) if a == "RUN" else str(bad) if a == "CURRICULUM" else a
+            for a in argv]
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "fop_rl.cli", *argv], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    if argv[0] == "train" and "--init-from" not in argv:  # answered before torch or SB3 is
+        assert time.monotonic() - start < 3.0  # imported, as any usage error (0.4 s; 4 s with)
+
+
+def test_a_curriculum_file_is_checked_and_trains(tmp_path: Path, capsys):
+    stages = tmp_path / "stages.yaml"
+    stages.write_text("- {terrain: stumps, steps: 1}\n")  # not the last stage's rule
+    code, _, err = run_cli(capsys, "train", "--curriculum", stages, "--run-dir", tmp_path / "x")
+    assert code == 2 and "is the last stage, which runs to the budget" in err
+    stages.write_text("- {terrain: stumps-low, steps: 256}\n- {terrain: flat}\n")
+    code, out, err = run_cli(capsys, "train", "--curriculum", stages, "--optimizer", "momentum",
+                             "--timesteps", "512", "--run-dir", tmp_path / "run", *tiny_args())
+    assert code == 0, err
+    assert "curriculum: stage 1 (flat) from step 256" in err
+    assert "512/512 steps" in out and "steps/s now, elapsed" in out and "ETA" in out
