@@ -18,6 +18,8 @@
                                      one VecMonitor file for all)
               progress.csv, tb/      SB3 logger output: CSV and TensorBoard
               checkpoints/step-N/    periodic checkpoints; checkpoints/latest names the newest
+              .best/, .evaluations/  where SB3 writes a new best model and the evaluations
+                                     before each is renamed into place whole (callbacks.py)
 """
 
 from __future__ import annotations
