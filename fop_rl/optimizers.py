@@ -45,13 +45,17 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
                            "max_eigenvalue")),
     # FOP on the policy's layers only; the value function's are left to momentum (VALUE_GROUPS)
     "fop-policy-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
+    # P's largest eigenvalue capped in the policy's layers only (VALUE_GROUPS: not the value
+    # function's), where the terrain study saw it run away in the runs that lost their policy
+    "fop-pcap-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP, "max_eigenvalue")),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),
 }
 OPTIMIZER_KEYS = {name: ("lr", *options) for name, (_, _, options) in OPTIMIZERS.items()}
 # name -> options of the value function's param group
-VALUE_GROUPS: dict[str, dict[str, Any]] = {"fop-policy-momentum": {"structure": "none"}}
+VALUE_GROUPS: dict[str, dict[str, Any]] = {"fop-policy-momentum": {"structure": "none"},
+                                           "fop-pcap-momentum": {"max_eigenvalue": None}}
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:

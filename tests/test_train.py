@@ -435,3 +435,29 @@ def test_fop_on_the_policy_only_leaves_the_value_function_to_momentum(tmp_path: 
         loaded.policy.optimizer.state[loaded.policy.mlp_extractor.policy_net[0].weight]["fop_M"],
         model.policy.optimizer.state[weight]["fop_M"], rtol=0, atol=0)
     env.close()
+
+
+def test_fop_with_p_capped_in_the_policy_only(tmp_path: Path):
+    """fop-pcap-momentum bounds P's largest eigenvalue in the policy's layers and leaves the
+    value function's free (a hyper step size that makes both run away), also after a reload."""
+    from fop_rl.envs import make_train_env
+    from fop_rl.train import build_model
+
+    cfg = config.load(overrides=[
+        "env.n_envs=2", "ppo.n_steps=64", "ppo.batch_size=32", "ppo.n_epochs=4",
+        "training.optimizer=fop-pcap-momentum", "optimizers.fop-pcap-momentum.hyper_lr=0.3",
+        "optimizers.fop-pcap-momentum.max_eigenvalue=1.5"])
+    env = make_train_env(cfg["env"], 0.99, 0, None)
+    model = build_model(cfg, env)
+    model.learn(512)
+    value_prefixes = ("mlp_extractor.value_net.", "value_net.")
+    largest = {d.name: d.eig_max
+               for d in model.policy.optimizer.diagnostics(model.policy.named_parameters())}
+    policy = [v for n, v in largest.items() if not n.startswith(value_prefixes)]
+    value = [v for n, v in largest.items() if n.startswith(value_prefixes)]
+    assert len(policy) == 7 and max(policy) <= 1.5 + 1e-4
+    assert len(value) == 6 and max(value) > 10
+    model.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    assert [g["max_eigenvalue"] for g in loaded.policy.optimizer.param_groups] == [1.5, None]
+    env.close()
