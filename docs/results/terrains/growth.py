@@ -1,8 +1,8 @@
 """When P grew in each fop-momentum run of the ladder, beside what the run's policy did.
 
-    python docs/results/terrains/growth.py RUNS_DIR --out OUT
+    python docs/results/terrains/growth.py RUNS_DIR --out OUT [--label fop-momentum]
 
-Exploratory, not part of the study's fixed test: for every complete fop-momentum run under
+Exploratory, not part of the study's fixed test: for every complete run of the label under
 RUNS_DIR (the ladder's layout), the largest eigenvalue of P over the policy's layers (action
 head and log_std included) and over the value function's, as TensorBoard's progress.csv logged
 them after each update (FOP's diagnostics); the step at which the policy's first exceeded 10 and
@@ -27,7 +27,6 @@ from matplotlib.ticker import FuncFormatter
 from fop_rl import stats
 from fop_rl.report import find_runs
 
-LABEL = "fop-momentum"
 VALUE_LAYERS = ("mlp_extractor.value_net.", "value_net.")  # SB3's value network
 THRESHOLDS = (10, 1000)
 DROP = 150  # a fall of the evaluation return below the best so far that no noise explains
@@ -60,8 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs_dir", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--label", default="fop-momentum", help="a FOP optimizer's label")
     args = parser.parse_args()
-    runs = sorted((r for r in find_runs(args.runs_dir)[0] if r.label == LABEL and r.complete),
+    runs = sorted((r for r in find_runs(args.runs_dir)[0] if r.label == args.label
+                   and r.complete),
                   key=lambda r: (r.env_id, r.seed))
     rungs = sorted({r.env_id for r in runs})
     figure, axes = plt.subplots(1, len(rungs), figsize=(3.2 * len(rungs), 3), sharey=True,
@@ -93,8 +94,9 @@ def main() -> None:
     axes[0, 0].set_ylabel("largest eigenvalue of P,\npolicy's layers")
     figure.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out / "growth.png", dpi=100)
-    (args.out / "growth.md").write_text("\n".join(lines) + "\n")
+    name = "growth" if args.label == "fop-momentum" else f"growth-{args.label}"
+    figure.savefig(args.out / f"{name}.png", dpi=100)
+    (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
