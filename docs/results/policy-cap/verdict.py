@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2000)
     args = parser.parse_args()
     wanted = set(parse_seeds(args.seeds))
+    args.out.mkdir(parents=True, exist_ok=True)
     table: dict[tuple[str, str], dict[int, dict[str, float]]] = {}
     for run in find_runs(args.records)[0]:
         rung = run.env_id.rsplit("-v0-", 1)[-1]
@@ -107,7 +108,6 @@ def main() -> None:
                 cells.append(f"{m['last model']:.1f} / {m['best-so-far']:.1f} / "
                              f"{m['early AUC']:.1f}" + (" (lost)" if lost(m) else ""))
             lines.append(f"| {rung} | {s} | " + " | ".join(cells) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
     args.out.joinpath("verdict.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
