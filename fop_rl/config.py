@@ -94,6 +94,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "norm_reward": ((bool,), None),
         "clip_obs": (_NUMBER, _positive),
         "terrain": ((str, dict, type(None)), None),  # checked by _validate_terrain
+        "fall_penalty": (_NUMBER, None),
+        "reward_scale": (_NUMBER, _positive),
+        "action_repeat": ((int,), _at_least_one),
     },
     "training": {
         "total_timesteps": ((int,), _at_least_one),
@@ -106,6 +109,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "diagnostics_image_every": ((int,), _at_least_one),
         "final_eval_episodes": ((int,), _non_negative),
         "lr_schedule": ((str,), _one_of("constant", "linear")),
+        "clip_schedule": ((str,), _one_of("constant", "linear")),
         "init_from": ((str, type(None)), None),
         "init_model": ((str, type(None)), lambda v: None if v in (None, "best", "last")
                        else "must be best, last or null"),
@@ -131,10 +135,13 @@ OPTIONAL: dict[str, dict[str, Any]] = {
     # its best model (null: best, or last in a run not evaluated yet) or its last one
     # deterministic episodes of the last model when a run completes (0: none)
     # a list of terrain stages (fop_rl.curriculum), or none
+    # PPO's clip range constant, or decaying linearly to 0 as the learning rate can
     "training": {"init_from": None, "init_model": None, "final_eval_episodes": 0,
-                 "curriculum": None},
-    # the terrain walker's terrain (null: plain ground); other environments have none
-    "env": {"terrain": None},
+                 "curriculum": None, "clip_schedule": "constant"},
+    # the terrain walker's terrain (null: plain ground); other environments have none.
+    # What the agent trains on (fop_rl.wrappers): the reward of the walker's fall (the task's
+    # -100), a scale of every reward, and each action held for k simulator steps
+    "env": {"terrain": None, "fall_penalty": -100.0, "reward_scale": 1.0, "action_repeat": 1},
     # PPO with its minibatch loss and rollout forward compiled (false: SB3's own PPO)
     "ppo": {"compile": True},
 }

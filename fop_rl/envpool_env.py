@@ -4,7 +4,8 @@ EnvPool steps all environments of a pool in one call and resets an episode on th
 (its last observation first, then a step that ignores the action). SB3 expects the reset on the
 *same* step, with the episode's last observation in ``infos[i]["terminal_observation"]`` and
 ``infos[i]["TimeLimit.truncated"]`` set on time-outs; :class:`EnvPoolVecEnv` gives exactly that
-by resetting the finished environments right away. Spaces are gymnasium's (EnvPool declares a
+by resetting the finished environments right away, and repeats actions itself
+(``env.action_repeat``: :mod:`fop_rl.wrappers`). Spaces are gymnasium's (EnvPool declares a
 wrong lower bound for the walker's observations). Episode statistics come from SB3's VecMonitor,
 wrapped around it by :mod:`fop_rl.envs`.
 """
@@ -23,6 +24,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
+from fop_rl.wrappers import FALL
+
 INSTALL_HINT = "envpool is not installed: pip install envpool"
 
 
@@ -38,7 +41,8 @@ class EnvPoolVecEnv(VecEnv):
     random generator, so a seed does not give gymnasium's episode for the same seed.
     """
 
-    def __init__(self, env_id: str, n_envs: int, seed: int, max_episode_steps: int):
+    def __init__(self, env_id: str, n_envs: int, seed: int, max_episode_steps: int,
+                 action_repeat: int = 1):
         try:
             import envpool
         except ImportError:
@@ -47,6 +51,7 @@ class EnvPoolVecEnv(VecEnv):
                                             seed=s, num_threads=1,
                                             max_episode_steps=max_episode_steps)
         self.env_id, self.max_episode_steps = env_id, max_episode_steps
+        self.action_repeat = action_repeat
         reference = gymnasium.make(env_id)
         observation_space, action_space = reference.observation_space, reference.action_space
         reference.close()
@@ -67,7 +72,7 @@ class EnvPoolVecEnv(VecEnv):
         self._actions = actions
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, terminated, truncated, _ = self.pool.step(self._actions)
+        obs, rewards, terminated, truncated, fall = self._repeat(self._actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(dones)
@@ -76,8 +81,31 @@ class EnvPoolVecEnv(VecEnv):
             for i in finished:
                 infos[i]["terminal_observation"] = obs[i].copy()
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+                if fall[i]:
+                    infos[i]["fall"] = True
             obs[finished], _ = self.pool.reset(finished.astype(np.int32))
         return obs, rewards.astype(np.float32), dones, infos
+
+    def _repeat(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``action_repeat`` simulator steps of each environment with its action, rewards
+        summed; an environment whose episode ends stops there (EnvPool steps a subset of its
+        environments by their ids). Also: which ended in a fall (fop_rl.wrappers)."""
+        obs, rewards, terminated, truncated, _ = self.pool.step(actions)
+        fall = terminated & (rewards == FALL)
+        if self.action_repeat == 1:
+            return obs, rewards, terminated, truncated, fall
+        obs, rewards = obs.copy(), rewards.astype(np.float64)
+        terminated, truncated = terminated.copy(), truncated.copy()
+        going = np.flatnonzero(~(terminated | truncated))
+        for _ in range(self.action_repeat - 1):
+            if not going.size:
+                break
+            o, r, te, tr, _ = self.pool.step(actions[going], going.astype(np.int32))
+            obs[going], terminated[going], truncated[going] = o, te, tr
+            rewards[going] += r
+            fall[going] = te & (r == FALL)
+            going = going[~(te | tr)]
+        return obs, rewards, terminated, truncated, fall
 
     def close(self) -> None:
         self.pool.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import ResultsWriter
 from stable_baselines3.common.vec_env import (
@@ -25,6 +26,7 @@ from stable_baselines3.common.vec_env import (
 
 from fop_rl import runlog, terrain
 from fop_rl.envpool_env import EnvPoolVecEnv
+from fop_rl.wrappers import FALL, ActionRepeat, TrainingReward
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never share seeds with training ones
 
@@ -33,7 +35,9 @@ def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
                    monitor_dir: Path | None, append: bool = False) -> VecNormalize:
     """``n_envs`` monitored copies with the configured time limit, under VecNormalize.
 
-    Rewards are scaled by the running std of the return discounted with PPO's ``gamma``.
+    Rewards are the training reward (``env.fall_penalty``, ``env.reward_scale``:
+    :mod:`fop_rl.wrappers`), scaled by the running std of the return discounted with PPO's
+    ``gamma``; the monitor files log the task's own.
     ``append`` continues existing monitor logs (a resumed run) instead of replacing them.
     """
     if append and monitor_dir is not None:
@@ -42,6 +46,7 @@ def make_train_env(env_cfg: dict[str, Any], gamma: float, seed: int,
     venv = _vec_env(env_cfg, env_cfg["n_envs"], seed, monitor_dir, append=append)
     if append and monitor_dir is not None:
         _continue_clocks(venv, monitor_dir)
+    venv = TrainingReward(venv, env_cfg["fall_penalty"], env_cfg["reward_scale"])
     return VecNormalize(venv, norm_obs=env_cfg["norm_obs"], norm_reward=env_cfg["norm_reward"],
                         clip_obs=env_cfg["clip_obs"], gamma=gamma)
 
@@ -70,6 +75,9 @@ def make_eval_env(env_cfg: dict[str, Any], seed: int, stats: VecNormalize | None
     backend = "gymnasium" if render_mode else backend or env_cfg["backend"]
     venv = _vec_env({**env_cfg, "backend": backend}, n_envs, seed + EVAL_SEED_OFFSET, None,
                     render_mode=render_mode)
+    # the task's own reward, in the training env's chain of wrappers (SB3 syncs the
+    # normalisation of the two along it)
+    venv = TrainingReward(venv, FALL, 1.0)
     if stats is not None:
         stats.set_venv(venv)
         env = stats
@@ -86,7 +94,8 @@ def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path 
     parametric = env_cfg["id"] == terrain.ENV_ID
     if env_cfg["backend"] == "envpool":
         env_id = terrain.envpool_id(env_cfg["terrain"]) if parametric else env_cfg["id"]
-        venv = VecMonitor(EnvPoolVecEnv(env_id, n_envs, seed, env_cfg["max_episode_steps"]))
+        venv = VecMonitor(EnvPoolVecEnv(env_id, n_envs, seed, env_cfg["max_episode_steps"],
+                                        env_cfg["action_repeat"]))
         if monitor_dir is not None:  # VecMonitor itself always starts its file anew
             venv.results_writer = ResultsWriter(
                 str(monitor_dir / "envpool"), header={"t_start": venv.t_start,
@@ -99,8 +108,13 @@ def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path 
     if render_mode is not None:
         env_kwargs["render_mode"] = render_mode
     vec_cls = SubprocVecEnv if env_cfg["vec_env"] == "subproc" and n_envs > 1 else DummyVecEnv
+    env_id, repeat = env_cfg["id"], env_cfg["action_repeat"]
+
+    def make(**kwargs: Any) -> gymnasium.Env:  # inside SB3's Monitor: it logs decisions
+        return ActionRepeat(gymnasium.make(env_id, **kwargs), repeat)
+
     return make_vec_env(
-        env_cfg["id"], n_envs=n_envs, seed=seed,
+        make, n_envs=n_envs, seed=seed,
         monitor_dir=None if monitor_dir is None else str(monitor_dir),
         env_kwargs=env_kwargs, vec_env_cls=vec_cls,
         monitor_kwargs={"override_existing": not append},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -82,11 +83,16 @@ def resume_point(run_dir: Path, config: dict[str, Any]) -> Checkpoint | None:
     return checkpoint
 
 
-def learning_rate(config: dict[str, Any]):
+def schedule(value: float, kind: str) -> float | Callable[[float], float]:
+    """A constant, or SB3's schedule decaying linearly from ``value`` to 0 over the run."""
+    if kind == "linear":
+        return lambda progress_remaining: progress_remaining * value
+    return value
+
+
+def learning_rate(config: dict[str, Any]) -> float | Callable[[float], float]:
     lr = config["optimizers"][config["training"]["optimizer"]]["lr"]
-    if config["training"]["lr_schedule"] == "linear":
-        return lambda progress_remaining: progress_remaining * lr
-    return lr
+    return schedule(lr, config["training"]["lr_schedule"])
 
 
 def algorithm(config: dict[str, Any]) -> type[PPO]:
@@ -100,6 +106,7 @@ def build_model(config: dict[str, Any], env: VecNormalize) -> PPO:
     ppo = dict(config["ppo"])
     net_arch = ppo.pop("net_arch")
     ppo.pop("compile")
+    ppo["clip_range"] = schedule(ppo["clip_range"], config["training"]["clip_schedule"])
     return algorithm(config)(
         policy, env, learning_rate=learning_rate(config), seed=config["training"]["seed"],
         policy_kwargs=dict(net_arch=dict(pi=net_arch, vf=net_arch), **optimizer),
@@ -176,6 +183,8 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
                         terrain=env_cfg["terrain"], backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
+                        training_reward={k: env_cfg[k] for k in ("fall_penalty", "reward_scale")},
+                        action_repeat=env_cfg["action_repeat"],
                         versions=rundir.versions(), **record, **rundir.process())
     try:
         (run_dir / "monitor").mkdir(exist_ok=True)

@@ -151,3 +151,73 @@ def test_unknown_backend_and_missing_envpool_are_one_line_errors(trained_run: Pa
     # a run trained on envpool, evaluated where envpool is missing
     code, _, err = run_cli(capsys, "evaluate", trained_run, "--episodes", "1")
     assert code == 2 and err.count("\n") == 1 and "pip install envpool" in err
+
+
+def macro_episode(venv, actions: np.ndarray, repeat: int) -> tuple[list[float], int, bool]:
+    """One episode of env 0 from reset: each action sent ``repeat`` times by hand (stopping
+    at the episode's end); the reward per action, the simulator steps, and whether it fell."""
+    venv.reset()
+    rewards, steps = [], 0
+    for action in actions:
+        total = 0.0
+        for _ in range(repeat):
+            venv.step_async(np.repeat(action[None], venv.num_envs, axis=0))
+            _, _, dones, infos = venv.step_wait()
+            total, steps = total + float(venv.get_original_reward()[0]), steps + 1
+            if dones[0]:
+                rewards.append(total)
+                return rewards, steps, bool(infos[0].get("fall"))
+        rewards.append(total)
+    raise AssertionError("the episode did not end")
+
+
+@pytest.mark.parametrize("backend", config.BACKENDS)
+def test_action_repeat_holds_each_action_and_ends_where_the_simulator_does(backend: str):
+    """k=3 gives the plain environment's rewards summed over each action's three steps, and the
+    episode ends on the same simulator step (a fall here), on either backend."""
+    actions = np.random.default_rng(3).uniform(-1, 1, (700, 4)).astype(np.float32)
+    plain = make_eval_env(env_config(backend), seed=4, n_envs=1)
+    repeated = make_eval_env(env_config(backend, action_repeat=3), seed=4, n_envs=1)
+    by_hand, steps, fell = macro_episode(plain, actions, repeat=3)
+    held, decisions, fell_too = macro_episode(repeated, actions, repeat=1)
+    assert fell and fell_too and decisions == len(by_hand) == -(-steps // 3)
+    np.testing.assert_allclose(held, by_hand, rtol=1e-5, atol=1e-4)
+    for venv in (plain, repeated):
+        venv.close()
+
+
+@pytest.mark.parametrize("backend", config.BACKENDS)
+def test_training_reward_rescores_falls_and_scales_while_logs_keep_the_task(backend: str,
+                                                                            tmp_path: Path):
+    actions = np.random.default_rng(7).uniform(-1, 1, (700, 4)).astype(np.float32)
+    episodes = {}
+    for name, changes in (("task", {}), ("shaped", {"fall_penalty": 0.0, "reward_scale": 5.0})):
+        venv = make_train_env(env_config(backend, n_envs=1, **changes), 0.99, seed=6,
+                              monitor_dir=tmp_path / name)
+        episodes[name] = macro_episode(venv, actions, repeat=1)
+        venv.close()
+    (task, steps, fell), (shaped, steps_too, _) = episodes["task"], episodes["shaped"]
+    assert fell and steps == steps_too and task[-1] == -100.0
+    np.testing.assert_allclose(shaped[:-1], np.array(task[:-1]) * 5, rtol=1e-5)
+    assert shaped[-1] == 0.0  # the fall scores fall_penalty, scaled
+    for name in episodes:  # the episode logs score the task
+        log = next((tmp_path / name).glob("*.monitor.csv")).read_text().splitlines()
+        assert float(log[2].split(",")[0]) == pytest.approx(sum(task), abs=1e-3)
+
+
+def test_evaluation_scores_the_task_whatever_the_training_reward(trained_run: Path,
+                                                                 tmp_path: Path, capsys):
+    shaped = tmp_path / "shaped"
+    import shutil
+
+    shutil.copytree(trained_run, shaped)
+    text = (shaped / "config.yaml").read_text()
+    (shaped / "config.yaml").write_text(text.replace("fall_penalty: -100.0", "fall_penalty: 0.0")
+                                        .replace("reward_scale: 1.0", "reward_scale: 5.0"))
+    assert rundir.read_config(shaped)["env"]["reward_scale"] == 5.0
+    results = []
+    for run in (trained_run, shaped):
+        code, out, err = run_cli(capsys, "evaluate", run, "--episodes", "2", "--json")
+        assert code == 0, err
+        results.append(json.loads(out)["returns"])
+    assert results[0] == results[1]

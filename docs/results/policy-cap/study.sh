@@ -10,6 +10,8 @@ export HERE=${HERE:-docs/results/policy-cap} RUNS=${RUNS:-runs/policy-cap}
 export START=docs/results/starts/walker-momentum-seed-9
 export STEPS=${STEPS:-500000}  # per run; smaller only to check the script
 jobs=${JOBS:-2}
+export KEEP_EIGENVALUES=1  # growth.py reads them
+. docs/results/records.sh
 
 runs() {  # one line per run, in the study's order: rung optimizer seed
   for seed in ${SEEDS:-0 1 2 3 4}; do
@@ -27,28 +29,7 @@ one() {  # train one run (or finish it), then leave its record for committing
   [ -e "$RUNS/STOP" ] && return 0  # a clean stop: start nothing new
   fop-rl sweep --terrain "$rung" --optimizers "$opt" --seeds "$seed" --timesteps "$STEPS" \
     --jobs 1 --runs-dir "$RUNS" --init-from "$START" --init-model last > /dev/null
-  local status
-  status=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['status'])" \
-    "$run/run.json" 2>/dev/null)
-  if [ "$status" = complete ] || [ "$status" = failed ]; then
-    mkdir -p "$record/tb"
-    for f in config.yaml evaluations.npz final_evaluation.json; do
-      [ -e "$run/$f" ] && cp "$run/$f" "$record/"
-    done
-    # the steps and FOP's per-layer largest eigenvalues: what growth.py reads
-    python - "$run/tb/progress.csv" "$record/tb/progress.csv" <<'PY'
-import csv, sys
-with open(sys.argv[1]) as f:
-    rows = list(csv.DictReader(f))
-keys = ["time/total_timesteps"] + [k for k in rows[0] if k.endswith("/eig_max")]
-with open(sys.argv[2], "w", newline="") as f:
-    writer = csv.DictWriter(f, keys, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-PY
-    cp "$run/run.json" "$record/"
-    echo "$(date -u +%FT%TZ) $rung $opt seed-$seed $status"
-  fi
+  keep_record "$run" "$record" "$rung $opt seed-$seed"
 }
 export -f one
 

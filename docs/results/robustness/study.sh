@@ -11,6 +11,7 @@ set -uo pipefail
 export HERE=${HERE:-docs/results/robustness} RUNS=${RUNS:-runs/robustness}
 export STEPS=${STEPS:-500000}  # per run; smaller only to check the script
 jobs=${JOBS:-2}
+. docs/results/records.sh
 
 runs() {  # one line per run, in the study's order: grid cell optimizer seed
   for seed in ${SEEDS:-0 1 2}; do
@@ -36,16 +37,7 @@ one() {  # train one run (or finish it), then commit-ready its record
   [ "$grid" = momentum ] && sets+=(--set "optimizers.$opt.momentum=${cell##*-m-}")
   fop-rl sweep --optimizers "$opt" --seeds "$seed" --timesteps "$STEPS" --jobs 1 \
     --runs-dir "$RUNS/$grid/$cell" "${sets[@]}" > /dev/null
-  local status
-  status=$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['status'])" \
-    "$run/run.json" 2>/dev/null)
-  if [ "$status" = complete ] || [ "$status" = failed ]; then
-    mkdir -p "$record"
-    for f in config.yaml evaluations.npz final_evaluation.json run.json; do
-      [ -e "$run/$f" ] && cp "$run/$f" "$record/"
-    done
-    echo "$(date -u +%FT%TZ) $grid $cell $opt seed-$seed $status"
-  fi
+  keep_record "$run" "$record" "$grid $cell $opt seed-$seed"
 }
 export -f one
 
