@@ -20,9 +20,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import rundir
-from fop_rl.config import first_line
 from fop_rl.evaluate import load_stats
 from fop_rl.rundir import RunError
+from fop_rl.text import first_line
 
 
 def save_checkpoint(model: PPO, run_dir: Path, keep: int = 2) -> Path:

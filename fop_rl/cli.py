@@ -157,7 +157,7 @@ def _terrain_overrides(args: argparse.Namespace) -> tuple[str | None, list[str]]
 def _read_curriculum(path: Path) -> list:
     """A --curriculum file's stages, checked."""
     from fop_rl import curriculum
-    from fop_rl.config import first_line, read_yaml
+    from fop_rl.text import first_line, read_yaml
 
     try:
         stages = read_yaml(path.read_text())

@@ -38,7 +38,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.utils import explained_variance
 
-from fop_rl.config import first_line
+from fop_rl.text import first_line
 
 
 def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions: torch.Tensor,

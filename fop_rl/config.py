@@ -26,6 +26,7 @@ import yaml
 
 from fop_rl import TERRAIN_ENV_ID
 from fop_rl.optimizers import OPTIMIZER_KEYS, OPTIMIZERS
+from fop_rl.text import first_line, read_yaml  # noqa: F401 (public here too)
 
 BACKENDS = ("gymnasium", "envpool")
 DEFAULT_ENV = "BipedalWalker-v3"
@@ -33,12 +34,6 @@ DEFAULT_ENV = "BipedalWalker-v3"
 
 class ConfigError(ValueError):
     """A config that cannot run: the message names the source, the key and the reason."""
-
-
-def first_line(error: BaseException) -> str:
-    """What a library's error says, on one line (its first), for a one-line ``error:``."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _positive(v: Any) -> str | None:
@@ -159,13 +154,6 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
     "target_norm": (_NUMBER, _positive),
     "norm_delay": (_NUMBER, _positive),
 }
-
-
-def read_yaml(text: str) -> Any:
-    """YAML text as Python values (safe), by libyaml's C parser where PyYAML has one (the
-    packaged configs, which every command that loads a config reads, parse several times
-    faster)."""
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def config_files() -> dict[str, Path]:

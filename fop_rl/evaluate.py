@@ -16,9 +16,10 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import envpool_env, rundir
 from fop_rl import terrain as terrains
-from fop_rl.config import continuous_control, first_line
+from fop_rl.config import continuous_control
 from fop_rl.envs import make_eval_env
 from fop_rl.rundir import RunError
+from fop_rl.text import first_line
 
 
 @dataclass

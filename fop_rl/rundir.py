@@ -39,7 +39,8 @@ from typing import Any
 import yaml
 
 import fop_rl
-from fop_rl.config import fill_defaults, first_line, read_yaml
+from fop_rl.config import fill_defaults
+from fop_rl.text import first_line, read_yaml
 
 CONFIG, RUN_JSON = "config.yaml", "run.json"
 MODEL, VECNORM = "model.zip", "vecnormalize.pkl"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from fop_rl import config as configuration
 from fop_rl import rundir
-from fop_rl.config import ConfigError, first_line
+from fop_rl.config import ConfigError
+from fop_rl.text import first_line
 
 
 @dataclass

@@ -68,7 +68,7 @@ from gymnasium.envs.box2d.bipedal_walker import (
 from gymnasium.utils import EzPickle
 
 from fop_rl import TERRAIN_ENV_ID
-from fop_rl.config import read_yaml
+from fop_rl.text import read_yaml
 
 ENV_ID = TERRAIN_ENV_ID  # registered by `import fop_rl`
 MAX_EPISODE_STEPS = 2000  # the packaged configs' (and the paper's) time limit

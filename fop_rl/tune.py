@@ -41,8 +41,9 @@ import numpy as np
 import yaml
 
 from fop_rl import rundir, stats
-from fop_rl.config import ConfigError, first_line
+from fop_rl.config import ConfigError
 from fop_rl.sweep import Job, LocalBackend
+from fop_rl.text import first_line
 
 FINISHED = ("COMPLETE", "PRUNED")
 

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fop_rl.optim import native
 from fop_rl.optim.buckets import Bucket, KroneckerBucket
+from fop_rl.optim.native import extension as native_extension
 from fop_rl.optim.pool import Pool
 from fop_rl.optim.structures import (
     SIDES,
@@ -248,7 +248,7 @@ class FOP(torch.optim.Optimizer):
         pools, plain = self._prepare()
         # the usual case, one pool and nothing else, in one C++ call where it applies
         if (len(pools) == 1 and not plain and pools[0].group["native"]
-                and pools[0].takes_native() and (ext := native.extension()) is not None
+                and pools[0].takes_native() and (ext := native_extension()) is not None
                 and pools[0].step_native(ext) is not None):
             return loss
         for pool in pools:
