@@ -20,8 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 from fop_rl import rundir
 from fop_rl.checkpoints import save_checkpoint
 from fop_rl.curriculum import Stage, State
-from fop_rl.optim import FOP
-from fop_rl.optim.fop import panels
+from fop_rl.optim import FOP, panels
 from fop_rl.progress import duration
 from fop_rl.terrain import resolve
 

@@ -481,8 +481,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             return
         p = sweep.progress(jobs)
         line = (f"done {p['done'] + p['skipped']:.0f} / running {p['running']:.0f} / failed "
-                f"{p['failed']:.0f} / left {p['left']:.0f} | {p['steps_per_s']:.0f} env steps/s"
-                f" | ETA {duration(p['eta_s'])}")
+                f"{p['failed']:.0f} / pending {p['pending']:.0f} | "
+                f"{p['steps_per_s']:.0f} env steps/s | ETA {duration(p['eta_s'])}")
         if tty:
             print(f"\r{line}  ", end="", flush=True)
         else:
@@ -592,8 +592,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from fop_rl.evaluate import load_model, locate
-    from fop_rl.optim import FOP
-    from fop_rl.optim.fop import panels
+    from fop_rl.optim import FOP, panels
     from fop_rl.plots import preconditioner_summary
 
     run = locate(args.run_dir, args.model)

@@ -66,11 +66,11 @@ def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions:
 
 
 class CompiledPPO(PPO):
-    """SB3's PPO with :func:`minibatch_loss` and the rollouts' policy forward compiled
-    (``compiled=False``: the same functions, eager)."""
+    """SB3's PPO with :func:`minibatch_loss` and the rollouts' policy forward compiled (eager
+    after a failure to compile, with a note)."""
 
-    def __init__(self, *args: Any, compiled: bool = True, **kwargs: Any):
-        self.compiled = compiled
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.compiled = True  # until compiling fails in this process
         self._functions: dict[str, Callable] = {}
         super().__init__(*args, **kwargs)
 

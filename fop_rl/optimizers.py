@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     import torch
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-_FOP = ("hyper_lr", "hyper_optimizer", "side", "rank", "max_full_dim")
+# the options every FOP name takes besides its own
+FOP_OPTIONS = ("hyper_lr", "hyper_optimizer", "side", "rank", "max_full_dim")
 SGD, ADAM, FOP = "torch.optim.SGD", "torch.optim.Adam", "fop_rl.optim.FOP"
 
 # name -> (class, as an import path: configs are checked without importing torch; fixed kwargs;
@@ -25,29 +26,30 @@ SGD, ADAM, FOP = "torch.optim.SGD", "torch.optim.Adam", "fop_rl.optim.FOP"
 OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "momentum": (SGD, {"fused": True}, ("momentum",)),
     "adam": (ADAM, {"fused": True}, ("eps",)),
-    "fop-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
-    "fop-adam": (FOP, {"structure": "full", "base": "adam"}, (*_FOP, "eps")),
-    "fop-norm-momentum": (FOP, {"structure": "full", "normalize": True}, ("momentum", *_FOP)),
+    "fop-momentum": (FOP, {"structure": "full"}, ("momentum", *FOP_OPTIONS)),
+    "fop-adam": (FOP, {"structure": "full", "base": "adam"}, (*FOP_OPTIONS, "eps")),
+    "fop-norm-momentum": (FOP, {"structure": "full", "normalize": True},
+                          ("momentum", *FOP_OPTIONS)),
     # P over each tensor's whole flattened vector (low rank above max_full_dim)
     "fop-flat-momentum": (FOP, {"structure": "full", "side": "flat"},
                           ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim")),
     # P's largest eigenvalue capped at max_eigenvalue
-    "fop-cap-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP, "max_eigenvalue")),
+    "fop-cap-momentum": (FOP, {"structure": "full"}, ("momentum", *FOP_OPTIONS, "max_eigenvalue")),
     # the paper's schedule: P rescaled to spectral norm gamma(t), from ||P|| to target_norm
     "fop-gamma-momentum": (FOP, {"structure": "full"},
-                           ("momentum", *_FOP, "target_norm", "norm_delay")),
+                           ("momentum", *FOP_OPTIONS, "target_norm", "norm_delay")),
     # hypergradients divided by the sizes of the two gradients: the hyper-step follows their cosine
     "fop-hnorm-momentum": (FOP, {"structure": "full", "hyper_normalize": True},
-                           ("momentum", *_FOP)),
+                           ("momentum", *FOP_OPTIONS)),
     # Kronecker FOP: Linear weights preconditioned on both sides, P_out G P_in
     "fop-kron-momentum": (FOP, {"structure": "full", "side": "both"},
                           ("momentum", "hyper_lr", "hyper_optimizer", "rank", "max_full_dim",
                            "max_eigenvalue")),
     # FOP on the policy's layers only; the value function's are left to momentum (VALUE_GROUPS)
-    "fop-policy-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP)),
+    "fop-policy-momentum": (FOP, {"structure": "full"}, ("momentum", *FOP_OPTIONS)),
     # P's largest eigenvalue capped in the policy's layers only (VALUE_GROUPS: not the value
     # function's), where the terrain study saw it run away in the runs that lost their policy
-    "fop-pcap-momentum": (FOP, {"structure": "full"}, ("momentum", *_FOP, "max_eigenvalue")),
+    "fop-pcap-momentum": (FOP, {"structure": "full"}, ("momentum", *FOP_OPTIONS, "max_eigenvalue")),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),

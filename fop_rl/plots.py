@@ -11,8 +11,7 @@ matplotlib.use("Agg")  # headless: figures go to files and TensorBoard
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from fop_rl.optim import PreconditionerDiagnostics
-from fop_rl.optim.fop import panels
+from fop_rl.optim import PreconditionerDiagnostics, panels
 
 
 def _matrices(diagnostics: Sequence[PreconditionerDiagnostics]) -> list[PreconditionerDiagnostics]:

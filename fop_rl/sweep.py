@@ -33,7 +33,7 @@ class Job:
     log: Path
     argv: list[str]  # arguments of ``fop-rl``
     total: int
-    state: str = "left"  # left | skipped | running | done | failed
+    state: str = "pending"  # pending | skipped | running | done | failed
     returncode: int | None = None
     handle: object = field(default=None, repr=False)
 
@@ -75,7 +75,7 @@ def plan(config_path: Path | None, env_id: str | None, optimizers: Iterable[str]
             if status == "complete":
                 argv, state = [], "skipped"
             elif rundir.latest_checkpoint(run_dir) is not None:
-                argv, state = ["train", "--run-dir", str(run_dir), "--resume"], "left"
+                argv, state = ["train", "--run-dir", str(run_dir), "--resume"], "pending"
             else:  # new, or a run that died before its first checkpoint: start it afresh
                 argv = ["train", "--run-dir", str(run_dir), "--force", "--optimizer", optimizer,
                         "--seed", str(seed)]
@@ -87,7 +87,7 @@ def plan(config_path: Path | None, env_id: str | None, optimizers: Iterable[str]
                     argv += ["--timesteps", str(timesteps)]
                 for item in overrides:
                     argv += ["--set", item]
-                state = "left"
+                state = "pending"
             jobs.append(Job(optimizer, seed, run_dir, log,
                             [*argv, "--no-progress"] if argv else [],
                             cfg["training"]["total_timesteps"], state=state))
@@ -180,7 +180,7 @@ def run(jobs: list[Job], backend, show: Callable[[list[Job]], None] | None = Non
 
     Ctrl-C stops the running jobs cleanly (each saves a checkpoint) and re-raises.
     """
-    pending = [j for j in jobs if j.state == "left"]
+    pending = [j for j in jobs if j.state == "pending"]
     running: list[Job] = []
     try:
         while pending or running:
@@ -201,7 +201,7 @@ def run(jobs: list[Job], backend, show: Callable[[list[Job]], None] | None = Non
     except KeyboardInterrupt:
         backend.stop(running)
         for job in running:
-            job.state = "left"
+            job.state = "pending"
         raise
     return [j for j in jobs if j.state == "failed"]
 
@@ -209,13 +209,13 @@ def run(jobs: list[Job], backend, show: Callable[[list[Job]], None] | None = Non
 def progress(jobs: list[Job]) -> dict[str, float]:
     """Counts, aggregate env steps/s of the running jobs, and ETA from the steps left.
 
-    Reads run.json of the running jobs only: the others are whole (left) or finished.
+    Reads run.json of the running jobs only: the others are whole (pending) or finished.
     """
-    counts = {s: sum(j.state == s for j in jobs) for s in ("done", "running", "failed", "left",
+    counts = {s: sum(j.state == s for j in jobs) for s in ("done", "running", "failed", "pending",
                                                             "skipped")}
     speed = steps_left = 0.0
     for job in jobs:
-        if job.state == "left":
+        if job.state == "pending":
             steps_left += job.total
         elif job.state == "running":
             try:

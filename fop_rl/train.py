@@ -228,16 +228,16 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     label = f"{env_cfg['id']} {training['optimizer']} seed {seed}"
     monitor = RunMonitor(run_dir, label, total, evaluation, show_bar=show_progress)
     stop = StopOnSignal()
-    first = [evaluation]  # a curriculum reads the evaluation of the same step
+    evaluating = [evaluation]  # in this order: a curriculum reads the step's evaluation
     if stages:
         n_eval_envs = evaluation.eval_env.num_envs
-        first.append(Curriculum(
+        evaluating.append(Curriculum(
             stages, stage_state, evaluation,
             lambda terrain: make_eval_env({**env_cfg, "terrain": terrain}, seed,
                                           n_envs=n_eval_envs),
             lambda state: rundir.write_curriculum(run_dir, asdict(state))))
     callbacks = CallbackList([
-        *first, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
+        *evaluating, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
         FOPDiagnostics(training["diagnostics_image_every"]), stop,
     ])
     try:

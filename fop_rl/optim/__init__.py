@@ -119,10 +119,10 @@ Modules: :mod:`~fop_rl.optim.structures` (the structures of M and the gradient's
 :mod:`~fop_rl.optim.fop` (the optimizer, its state and diagnostics).
 """
 
-from fop_rl.optim.fop import FOP, PreconditionerDiagnostics
+from fop_rl.optim.fop import FOP, PreconditionerDiagnostics, panels
 
 # pickles (SB3's saved models) name the class by its public path
 FOP.__module__ = __name__
 PreconditionerDiagnostics.__module__ = __name__
 
-__all__ = ["FOP", "PreconditionerDiagnostics"]
+__all__ = ["FOP", "PreconditionerDiagnostics", "panels"]
