@@ -1,0 +1,62 @@
+"""What the command line shows a person: a sweep's progress line, tune's table of trials,
+inspect's table of preconditioners, an evaluation's lines."""
+
+from __future__ import annotations
+
+import sys
+
+from fop_rl.progress import duration
+
+
+def terrain_text(result: dict) -> str:
+    """`` on terrain NAME`` for the terrain walker's episodes (a preset's name or custom-<hash>)."""
+    from fop_rl import terrain as terrains
+
+    if result["env_id"] != terrains.ENV_ID:
+        return ""
+    return f" on terrain {terrains.describe(result['terrain'])}"
+
+
+def print_note(result: dict) -> None:
+    """Why the model used is not the one asked for, if it is not."""
+    if result["note"]:
+        print(f"note: {result['note']}", file=sys.stderr)
+
+
+def evaluation_lines(result: dict, run_dir: object) -> list[str]:
+    """``fop-rl evaluate``'s text: the mean, what ran, each episode."""
+    return [f"{result['model']} model of {run_dir}: mean return {result['mean']:.2f} +/- "
+            f"{result['std']:.2f} over {result['episodes']} episodes of {result['env_id']}"
+            f"{terrain_text(result)} ({result['backend']})",
+            *(f"  episode {i}: return {r:.2f}, {n} steps"
+              for i, (r, n) in enumerate(zip(result["returns"], result["lengths"], strict=True)))]
+
+
+def sweep_line(p: dict[str, float]) -> str:
+    """A sweep's progress (sweep.progress's counts) on one line."""
+    return (f"done {p['done'] + p['skipped']:.0f} / running {p['running']:.0f} / failed "
+            f"{p['failed']:.0f} / pending {p['pending']:.0f} | {p['steps_per_s']:.0f} env "
+            f"steps/s | ETA {duration(p['eta_s'])}")
+
+
+def print_trials(title: str, rows: list[dict]) -> None:
+    """tune's best trials as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in (rows[0] if rows else {"number": None, "objective": None}):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    Console().print(table)
+
+
+def print_preconditioners(diagnostics: list) -> None:
+    """inspect's table: P's size, extreme eigenvalues, condition and rotation per layer."""
+    print(f"{'layer':40s} {'structure':9s} {'||P||_F':>9s} {'eig min':>9s} {'eig max':>9s} "
+          f"{'cond':>9s} {'angle':>6s}")
+    for d in diagnostics:
+        cond = d.eig_max / d.eig_min if d.eig_min > 0 else float("inf")
+        print(f"{d.name:40s} {d.structure:9s} {d.frobenius_norm:9.3f} {d.eig_min:9.3g} "
+              f"{d.eig_max:9.3g} {cond:9.3g} {d.angle_deg:5.1f}d")
