@@ -1,8 +1,7 @@
-"""Sweeps for real: processes, interruption and re-run, a failing run, Ray; inspect and toy."""
+"""Sweeps for real: processes, interruption and re-run, a failing run, Ray."""
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from fop_rl import rundir
 from fop_rl.config import ConfigError
 from fop_rl.sweep import parse_seeds
-from tests.conftest import TINY, run_cli, tiny_args
+from tests.conftest import TINY, run_cli
 
 ENV = "BipedalWalker-v3"
 
@@ -120,42 +119,3 @@ def test_ray_backend_produces_the_same_layout(tmp_path: Path, capsys):
         assert rundir.read_status(run_dir)["status"] == "complete"
         with np.load(run_dir / "evaluations.npz") as ev:
             assert ev["timesteps"].tolist() == [512]
-
-
-def test_inspect_draws_and_prints_the_preconditioners(trained_run: Path, tmp_path: Path,
-                                                      capsys):
-    out = tmp_path / "p.png"
-    code, stdout, err = run_cli(capsys, "inspect", trained_run, "--out", out)
-    assert code == 0, err
-    assert "mlp_extractor.policy_net.0.weight" in stdout and "cond" in stdout
-    assert out.stat().st_size > 10_000
-
-
-def test_inspect_shows_both_factors_of_kronecker_fop(tmp_path: Path, capsys):
-    run_dir = tmp_path / "kron"
-    code, _, err = run_cli(capsys, "train", "--optimizer", "fop-kron-momentum", "--timesteps",
-                           "512", "--run-dir", run_dir, *tiny_args())
-    assert code == 0, err
-    code, stdout, err = run_cli(capsys, "inspect", run_dir, "--model", "last")
-    assert code == 0, err
-    for layer in ("mlp_extractor.policy_net.0.weight", "mlp_extractor.policy_net.0.weight.P_out",
-                  "action_net.weight.P_out"):
-        assert f"\n{layer} " in stdout, layer
-    assert (run_dir / "preconditioners.png").stat().st_size > 10_000
-
-
-def test_inspect_without_preconditioner_is_an_error(tmp_path: Path, capsys):
-    runs = tmp_path / "runs"
-    assert run_cli(capsys, *sweep_args(runs, optimizers=("momentum",), seeds="0"))[0] == 0
-    code, _, err = run_cli(capsys, "inspect", runs / ENV / "momentum" / "seed-0")
-    assert code == 2 and "learns no preconditioner" in err and err.count("\n") == 1
-
-
-def test_toy_booth_fop_beats_sgd_at_the_same_lr(tmp_path: Path, capsys):
-    out = tmp_path / "booth.png"
-    code, stdout, _ = run_cli(capsys, "toy", "--problem", "booth", "--out", out)
-    assert code == 0
-    iterations = dict(re.findall(r"^(\S+)\s+loss < 1e-6 after (\d+) iterations", stdout, re.M))
-    assert set(iterations) == {"SGD", "SGD+FOP", "Adam"}
-    assert int(iterations["SGD+FOP"]) < int(iterations["SGD"])
-    assert out.stat().st_size > 10_000
