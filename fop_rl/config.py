@@ -329,8 +329,8 @@ def _validate_terrain(config: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: training.curriculum changes terrains, which EnvPool "
                               "cannot: use env.backend=gymnasium")
         if terrains.envpool_id(terrain) is None:
-            raise ConfigError(f"{source}: env.backend is envpool, which simulates only the "
-                              "flat and hardcore terrains: use env.backend=gymnasium")
+            raise ConfigError(f"{source}: env.backend is envpool, which "
+                              f"{terrains.ENVPOOL_ONLY}: use env.backend=gymnasium")
 
 
 def _validate_search(search: Any, source: str) -> None:

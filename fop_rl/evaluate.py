@@ -143,15 +143,14 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     parametric = (env_cfg["id"] == terrains.ENV_ID
                   and terrains.envpool_id(env_cfg["terrain"]) is None)
     if backend is None and parametric:
-        backend = "gymnasium"  # EnvPool has the flat and hardcore terrains only
+        backend = "gymnasium"  # terrains.ENVPOOL_ONLY
     backend = backend or env_cfg["backend"]
     if backend == "envpool":
         if not envpool_env.installed():
             raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip "
                            "install envpool, or pass --backend gymnasium")
         if parametric:
-            raise RunError("envpool simulates only the flat and hardcore terrains: pass "
-                           "--backend gymnasium")
+            raise RunError(f"envpool {terrains.ENVPOOL_ONLY}: pass --backend gymnasium")
     model, stats = load_model(run.model_path), load_stats(run.stats_path)
     if env_cfg["id"] != run.config["env"]["id"]:
         problem = continuous_control(env_cfg["id"])

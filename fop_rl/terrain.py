@@ -166,8 +166,12 @@ def describe(spec: str | Mapping[str, Any] | None) -> str:
     return "custom-" + hashlib.sha1(text.encode()).hexdigest()[:6]
 
 
+ENVPOOL_ONLY = "simulates only the flat and hardcore terrains"  # EnvPool's walkers, both exact
+
+
 def envpool_id(spec: str | Mapping[str, Any] | Terrain | None) -> str | None:
-    """The EnvPool task a terrain is exactly (plain or hardcore), or None."""
+    """The EnvPool task a terrain is exactly (plain or hardcore), or None: EnvPool
+    :data:`ENVPOOL_ONLY`, so the others run on gymnasium."""
     resolved = resolve(spec)
     for name, env_id in ENVPOOL_IDS.items():
         if resolved == resolve(name):
