@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -84,17 +85,27 @@ class CompiledPPO(PPO):
         and this model runs every function eager from then on. Errors of ``fn`` itself (a
         non-finite action distribution, say) are raised as they are."""
         if self.compiled:
+            slow = None
             if name not in self._functions:
                 # cpp_wrapper: the compiled code's calls made from C++, not Python (at these
                 # sizes, calls cost more than arithmetic)
                 self._functions[name] = torch.compile(
                     fn, dynamic=False, options={"fallback_random": True, "cpp_wrapper": True})
+                # a few seconds with torch's cache warm; say why a first run waits longer
+                slow = threading.Timer(10.0, print, [f"note: compiling PPO's {name} (the first "
+                                                     "time on this machine: tens of seconds; "
+                                                     "cached after)"],
+                                       {"file": sys.stderr, "flush": True})
+                slow.start()
             try:
                 return self._functions[name](*args)
             except torch._dynamo.exc.TorchDynamoException as e:  # torch.compile imported it
                 print(f"note: PPO could not be compiled ({type(e).__name__}: {first_line(e)}); "
                       "training goes on uncompiled", file=sys.stderr, flush=True)
                 self.compiled = False
+            finally:
+                if slow is not None:
+                    slow.cancel()
         return fn(*args)
 
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
