@@ -170,16 +170,13 @@ class RunningTrial:
     beat: float = -np.inf  # time.monotonic() of its last heartbeat
 
 
-class Tuner:
-    """One study: starts trials (their runs) as process slots free up, feeds the pruner, and
-    records each trial's end. ``train_argv(seed, run_dir, params)`` gives a run's arguments."""
+class SharedStudy:
+    """The study as every tune process sees it, on this machine or another: its counts, the
+    trials a dead process left running, heartbeats for this process's running trials, and new
+    trials that never take the study past the number asked for."""
 
-    def __init__(self, study, folder: Path, space: dict, seeds: list[int], objective: str,
-                 jobs: int, train_argv: Callable[[int, Path, dict], list[str]]):
-        self.study, self.folder, self.space, self.seeds = study, folder, space, seeds
-        self.objective, self.train_argv = objective, train_argv
-        self.backend = LocalBackend(jobs)
-        self.running: list[RunningTrial] = []
+    def __init__(self, study):
+        self.study = study
 
     def finished(self) -> int:
         return sum(t.state.name in FINISHED for t in self.study.get_trials(deepcopy=False))
@@ -219,24 +216,24 @@ class Tuner:
             orphans.append(t.number)
         return orphans
 
-    def beat(self) -> None:
-        """In a database study, a heartbeat for each running trial (this process lives) once
-        per heartbeat interval."""
+    def beat(self, trials: list[RunningTrial]) -> None:
+        """In a database study, a heartbeat for each of this process's running trials (this
+        process lives) once per heartbeat interval."""
         from optuna.storages._heartbeat import is_heartbeat_enabled
 
         storage = self.study._storage
         if not is_heartbeat_enabled(storage):
             return
         now = time.monotonic()
-        for running in self.running:
+        for running in trials:
             if now - running.beat >= storage.get_heartbeat_interval():
                 storage.record_heartbeat(running.trial._trial_id)
                 running.beat = now
 
-    def start(self, trials: int) -> bool:
-        """Start a trial and its runs, unless the study turns out to have enough trials
-        finished or running (another tune process asked at the same moment): then the new
-        trial ends as FAIL, "surplus", before it trains, and False is returned."""
+    def ask(self, trials: int):
+        """A new trial (optuna.Trial) marked as this process's, or None when the study turns
+        out to have enough trials finished or running (another tune process asked at the same
+        moment): then the new trial ends as FAIL, "surplus", before it trains."""
         import optuna
 
         with warnings.catch_warnings():  # "heartbeats are meant for Study.optimize": we beat
@@ -248,9 +245,31 @@ class Tuner:
             trial.set_user_attr("fail_reason", f"surplus: {ahead} trials were already "
                                 "finished or running")
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return False
+            return None
         for key, value in rundir.process().items():  # host, boot_id, pid: see fail_orphans
             trial.set_user_attr(key, value)
+        return trial
+
+
+class Tuner:
+    """Runs a study's trials in this process: starts each trial's runs as process slots free
+    up, feeds the pruner their evaluations, and records each trial's end; the study itself,
+    shared with other tune processes, is its :class:`SharedStudy`. ``train_argv(seed,
+    run_dir, params)`` gives a run's arguments."""
+
+    def __init__(self, study, folder: Path, space: dict, seeds: list[int], objective: str,
+                 jobs: int, train_argv: Callable[[int, Path, dict], list[str]]):
+        self.study, self.shared = study, SharedStudy(study)
+        self.folder, self.space, self.seeds = folder, space, seeds
+        self.objective, self.train_argv = objective, train_argv
+        self.backend = LocalBackend(jobs)
+        self.running: list[RunningTrial] = []
+
+    def start(self, trials: int) -> bool:
+        """Start a trial and its runs; False when the study has enough (SharedStudy.ask)."""
+        trial = self.shared.ask(trials)
+        if trial is None:
+            return False
         params = suggest(trial, self.space)
         jobs = []
         for seed in self.seeds:
@@ -270,8 +289,8 @@ class Tuner:
         per_trial, failures = len(self.seeds), 0
         try:
             while True:
-                self.fail_orphans()  # another process's, which would hold its slot forever
-                finished, running = self.counts()  # the study's, other processes' included
+                self.shared.fail_orphans()  # another process's: it would hold a slot forever
+                finished, running = self.shared.counts()  # other processes' included
                 if not self.running and (finished >= trials or failures >= trials):
                     break
                 while (finished + running < trials and failures < trials
@@ -280,7 +299,7 @@ class Tuner:
                     if not self.start(trials):
                         break
                     running += 1
-                self.beat()
+                self.shared.beat(self.running)
                 time.sleep(poll_s)
                 for running in list(self.running):
                     outcome = self.poll(running)

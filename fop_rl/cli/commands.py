@@ -216,9 +216,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return argv
 
     tuner = tune.Tuner(study, folder, space, seeds, args.objective, args.jobs, train_argv)
-    for number in tuner.fail_orphans():
+    for number in tuner.shared.fail_orphans():
         print(f"trial {number} was left running by a tune process that died: marked failed")
-    done = tuner.finished()
+    done = tuner.shared.finished()
     print(f"tune: study {name!r}, {done} of {args.trials} trials finished; {len(seeds)} "
           f"seed(s) x {training['total_timesteps']} steps per trial, objective "
           f"{args.objective}, pruner {args.pruner}; trials in {folder}", flush=True)
