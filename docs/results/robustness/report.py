@@ -193,8 +193,10 @@ def main() -> None:
                   f"{','.join(map(str, sorted(seeds)))}"
                   + ("" if complete else " (interim: not every run is in; not a reading)"), ""]
         point, low, high, n = area_difference(grid, base, fop, THRESHOLD, args.reps)
+        reading = (f"**{verdict(low, high)}**" if complete
+                   else f"the rule would read {verdict(low, high)} (interim: not a reading)")
         lines += [f"**The test:** trained area {fop} minus {base} over {n} cells: "
-                  f"{point:+.3f} [{low:+.3f}, {high:+.3f}]: **{verdict(low, high)}**.", ""]
+                  f"{point:+.3f} [{low:+.3f}, {high:+.3f}]: {reading}.", ""]
         for t in OTHER_THRESHOLDS:
             p, lo, hi, n = area_difference(grid, base, fop, t, args.reps)
             lines.append(f"- Secondary, threshold {t:g}: {p:+.3f} [{lo:+.3f}, {hi:+.3f}] "
