@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -72,16 +71,13 @@ def _step(folder: Path) -> int:
 
 def load_checkpoint(folder: Path, algorithm: type[PPO]) -> Checkpoint:
     """Every file of a checkpoint, loaded; RunError naming the first that does not load."""
-    optional = {name: folder / name for name in (rundir.EVALUATIONS, rundir.CURRICULUM)
-                if (folder / name).exists()}
+    evaluations = folder / rundir.EVALUATIONS
     return Checkpoint(
         folder, _step(folder),
         _read(folder / rundir.MODEL, lambda path: _model(path, algorithm)),
         _read(folder / rundir.VECNORM, load_stats),
-        _read(optional[rundir.EVALUATIONS], _evaluations)
-        if rundir.EVALUATIONS in optional else None,
-        _read(optional[rundir.CURRICULUM], lambda path: json.loads(path.read_text()))
-        if rundir.CURRICULUM in optional else None)
+        _read(evaluations, _evaluations) if evaluations.exists() else None,
+        _read(folder / rundir.CURRICULUM, lambda _: rundir.read_curriculum(folder)))
 
 
 def _read(path: Path, read: Callable[[Path], Any]) -> Any:

@@ -35,17 +35,15 @@ _FILES = {"best": (rundir.BEST_MODEL, rundir.BEST_VECNORM),
           "last": (rundir.MODEL, rundir.VECNORM)}
 
 
-def locate(run_dir: Path, which: str | None = None, what: str | None = None) -> LoadedRun:
-    """The model file (``best`` or ``last``) of a run and the statistics saved with it; errors
-    start with ``what`` (the flag that named the run) if given.
+def locate(run_dir: Path, which: str | None = None) -> LoadedRun:
+    """The model file (``best`` or ``last``) of a run and the statistics saved with it.
 
     ``None`` asks for the best model, or the last one (with a note) in a run that has none.
     """
-    prefix = f"{what}: " if what else ""
     if not run_dir.is_dir():
-        raise RunError(f"{prefix}run directory {run_dir} does not exist")
+        raise RunError(f"run directory {run_dir} does not exist")
     if not (run_dir / rundir.CONFIG).exists():
-        raise RunError(f"{prefix}{run_dir} is not a run directory: it has no {rundir.CONFIG}")
+        raise RunError(f"{run_dir} is not a run directory: it has no {rundir.CONFIG}")
     note = None
     if which is None:
         which = "best"
@@ -53,52 +51,42 @@ def locate(run_dir: Path, which: str | None = None, what: str | None = None) -> 
             which, note = "last", f"{run_dir} has no best model: using its last model"
     model_name, stats_name = _FILES[which]
     if not _has(run_dir, which):
-        raise RunError(f"{prefix}{run_dir} has no {which} model ({model_name} with "
-                       f"{stats_name})")
-    try:
-        config = rundir.read_config(run_dir)
-    except RunError as e:
-        raise RunError(f"{prefix}{e}") from None
-    return LoadedRun(config, run_dir / model_name, run_dir / stats_name, which, note)
+        raise RunError(f"{run_dir} has no {which} model ({model_name} with {stats_name})")
+    return LoadedRun(rundir.read_config(run_dir), run_dir / model_name, run_dir / stats_name,
+                     which, note)
 
 
 def _has(run_dir: Path, which: str) -> bool:
     return all((run_dir / name).exists() for name in _FILES[which])
 
 
-def load_model(path: Path, what: str | None = None) -> PPO:
-    """PPO.load, with a one-line error (starting with ``what``) for a file that is not a model
-    of ours or does not load."""
-    prefix = f"{what}: " if what else ""
+def load_model(path: Path) -> PPO:
+    """PPO.load, with a one-line error for a file that is not a model of ours or does not
+    load."""
     try:
         with zipfile.ZipFile(path) as z:
             if "data" not in z.namelist():
-                raise RunError(f"{prefix}{path} is not a stable-baselines3 model (no 'data' "
-                               "entry)")
+                raise RunError(f"{path} is not a stable-baselines3 model (no 'data' entry)")
         return PPO.load(path, device="cpu")
     except RunError:
         raise
     except zipfile.BadZipFile:
-        raise RunError(f"{prefix}{path} is not a valid model file (not a zip archive)") from None
+        raise RunError(f"{path} is not a valid model file (not a zip archive)") from None
     except Exception as e:  # SB3 raises many kinds for truncated or foreign archives
-        raise RunError(f"{prefix}cannot load {path}: {type(e).__name__}: {first_line(e)}"
-                       ) from None
+        raise RunError(f"cannot load {path}: {type(e).__name__}: {first_line(e)}") from None
 
 
-def load_stats(path: Path, what: str | None = None) -> VecNormalize:
+def load_stats(path: Path) -> VecNormalize:
     """The normalisation statistics saved beside a model, not yet wrapping environments
     (VecNormalize.load without its ``set_venv``), with a one-line error where they do not
     load."""
-    prefix = f"{what}: " if what else ""
     try:
         with open(path, "rb") as f:
             stats = pickle.load(f)
     except Exception as e:  # a truncated or foreign pickle raises any of many kinds
-        raise RunError(f"{prefix}cannot load {path}: {type(e).__name__}: {first_line(e)}"
-                       ) from None
+        raise RunError(f"cannot load {path}: {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(stats, VecNormalize):
-        raise RunError(f"{prefix}{path} holds a {type(stats).__name__}, not VecNormalize "
-                       "statistics")
+        raise RunError(f"{path} holds a {type(stats).__name__}, not VecNormalize statistics")
     return stats
 
 

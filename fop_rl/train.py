@@ -52,11 +52,6 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
     if resume:
         if not (run_dir / rundir.CONFIG).exists():
             raise RunError(f"{run_dir} holds no run to resume (no {rundir.CONFIG})")
-        status, total = rundir.read_status(run_dir) or {}, rundir.read_config(run_dir)[
-            "training"]["total_timesteps"]
-        if status.get("status") == "complete" and status.get("timesteps_done", 0) >= total:
-            raise RunError(f"{run_dir} is complete ({total} steps): nothing to resume (a larger "
-                           f"training.total_timesteps in its {rundir.CONFIG} continues it)")
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
@@ -120,11 +115,13 @@ def load_source(config: dict[str, Any]) -> tuple[LoadedRun, PPO, VecNormalize]:
     or it has other spaces or networks."""
     training = config["training"]
     source = Path(training["init_from"])
-    run = locate(source, training["init_model"], "--init-from")
+    try:  # every file of the source, loaded before anything is written
+        run = locate(source, training["init_model"])
+        model, stats = load_model(run.model_path), load_stats(run.stats_path)
+    except RunError as e:
+        raise RunError(f"--init-from: {e}") from None
     if run.note:
         print(f"note: {run.note}", file=sys.stderr)
-    model = load_model(run.model_path, "--init-from")
-    stats = load_stats(run.stats_path, "--init-from")
     check_spaces(model, config["env"]["id"], f"--init-from {source}")
     if run.config["ppo"]["net_arch"] != config["ppo"]["net_arch"]:
         raise RunError(f"--init-from {source}: its networks ({run.config['ppo']['net_arch']}) "
@@ -165,6 +162,10 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     if resume:
         config = rundir.read_config(run_dir)
         previous = rundir.read_status(run_dir) or {}
+        total = config["training"]["total_timesteps"]
+        if previous.get("status") == "complete" and previous.get("timesteps_done", 0) >= total:
+            raise RunError(f"{run_dir} is complete ({total} steps): nothing to resume (a larger "
+                           f"training.total_timesteps in its {rundir.CONFIG} continues it)")
         checkpoint = resume_point(run_dir, config)
         resume_step = 0 if checkpoint is None else checkpoint.step
     else:
