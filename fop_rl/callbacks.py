@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
@@ -17,12 +16,12 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import Figure
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from fop_rl import rundir
+from fop_rl import curriculum, rundir
 from fop_rl.checkpoints import save_checkpoint
 from fop_rl.curriculum import Stage, State
 from fop_rl.optim import FOP, panels
 from fop_rl.progress import duration
-from fop_rl.terrain import resolve
+from fop_rl.terrain import Terrain
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
 
@@ -251,17 +250,16 @@ class Curriculum(BaseCallback):
     on disk (at the start, after each stage evaluation and at each new stage).
     """
 
-    def __init__(self, stages: list[Stage], state: State, evaluation: EvalCallback,
-                 make_eval_env: Callable[[Any], VecEnv], record: Callable[[State], None]):
+    def __init__(self, stages: curriculum.Curriculum, state: State, evaluation: EvalCallback,
+                 make_eval_env: Callable[[Terrain], VecEnv], record: Callable[[State], None]):
         super().__init__()
         self.stages, self.state, self.record = stages, state, record
         self.evaluation, self.make_eval_env = evaluation, make_eval_env
         self.stage_env: VecEnv | None = None
-        self.final = resolve(stages[-1].terrain)
 
     @property
     def stage(self) -> Stage:
-        return self.stages[self.state.stage]
+        return self.stages.stages[self.state.stage]
 
     def _on_training_start(self) -> None:
         # the evaluation callback's grid: it counts its calls, one per step of all envs
@@ -290,7 +288,7 @@ class Curriculum(BaseCallback):
     def _evaluate_stage(self) -> float:
         """The mean evaluation return on the current stage's terrain (the run's evaluation's
         when it is the final terrain)."""
-        if resolve(self.stage.terrain) == self.final:
+        if self.stage.terrain == self.stages.final:
             return float(self.evaluation.last_mean_reward)
         if self.stage_env is None:
             self.stage_env = self.make_eval_env(self.stage.terrain)
@@ -311,7 +309,7 @@ class Curriculum(BaseCallback):
         self.state.stage += 1
         self.state.history.append(self.num_timesteps)
         self.training_env.env_method("set_terrain", self.stage.terrain)
-        print(f"curriculum: stage {self.state.stage} ({self.stage.terrain}) from step "
+        print(f"curriculum: stage {self.state.stage} ({self.stage.terrain.name}) from step "
               f"{self.num_timesteps} ({why})", file=sys.stderr, flush=True)
         self._record()
 

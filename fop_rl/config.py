@@ -88,7 +88,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "norm_obs": ((bool,), None),
         "norm_reward": ((bool,), None),
         "clip_obs": (_NUMBER, _positive),
-        "terrain": ((str, dict, type(None)), None),  # checked by _validate_terrain
+        "terrain": ((str, dict, type(None)), None),  # resolved by resolve_terrain
         "fall_penalty": (_NUMBER, None),
         "reward_scale": (_NUMBER, _positive),
         "action_repeat": ((int,), _at_least_one),
@@ -108,7 +108,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "init_from": ((str, type(None)), None),
         "init_model": ((str, type(None)), lambda v: None if v in (None, "best", "last")
                        else "must be best, last or null"),
-        "curriculum": ((list, type(None)), None),  # checked by _validate_terrain
+        "curriculum": ((list, type(None)), None),  # resolved by resolve_terrain
     },
     "ppo": {
         "n_steps": ((int,), _at_least_one),
@@ -198,10 +198,20 @@ def load(path: str | Path | None = None, env_id: str | None = None,
         set_key(config, item, source="--set")
     fill_defaults(config)
     validate(config, source)
-    stages = config["training"]["curriculum"]
-    if stages:  # evaluations are made on the final terrain: the run's own
-        config["env"]["terrain"] = stages[-1]["terrain"]
     return config
+
+
+def plain(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a config as YAML and JSON data: its resolved terrain and curriculum as they
+    were given (what config.yaml holds)."""
+    def given(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: given(v) for k, v in value.items()}
+        # a resolved setting (fop_rl.terrain.Terrain, fop_rl.curriculum.Curriculum) keeps
+        # what it was resolved from
+        return getattr(value, "given", value)
+
+    return given(config)
 
 
 def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +250,8 @@ def set_key(config: dict[str, Any], item: str, source: str) -> None:
 
 
 def validate(config: dict[str, Any], source: str) -> None:
-    """Raise ConfigError on the first unknown key, wrong type or out-of-range value."""
+    """Raise ConfigError on the first unknown key, wrong type or out-of-range value; resolve
+    the terrain walker's settings in place (:func:`resolve_terrain`)."""
     sections = (*SCHEMA, "optimizers", "search")
     for section in config:
         if section not in sections:
@@ -288,7 +299,7 @@ def validate(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: env.id {reason}, got {env_id!r}")
     if (env_id == TERRAIN_ENV_ID or config["env"]["terrain"] is not None
             or config["training"]["curriculum"] is not None):
-        _validate_terrain(config, source)
+        resolve_terrain(config, source)
     elif config["env"]["backend"] == "envpool":
         from fop_rl import envpool_env
 
@@ -302,8 +313,12 @@ def validate(config: dict[str, Any], source: str) -> None:
                               "env.backend=gymnasium")
 
 
-def _validate_terrain(config: dict[str, Any], source: str) -> None:
-    """env.terrain and training.curriculum: their parameters, and what runs them."""
+def resolve_terrain(config: dict[str, Any], source: str) -> None:
+    """``env.terrain`` and ``training.curriculum`` resolved in place, once, where a config
+    enters: a :class:`~fop_rl.terrain.Terrain` (a curriculum's last stage's: the run's own,
+    on which it is evaluated) and a :class:`~fop_rl.curriculum.Curriculum` or None; their
+    parameters checked, and whether the configured backend simulates them."""
+    from fop_rl import curriculum
     from fop_rl import terrain as terrains
 
     env, stages = config["env"], config["training"]["curriculum"]
@@ -315,22 +330,31 @@ def _validate_terrain(config: dict[str, Any], source: str) -> None:
     except terrains.TerrainError as e:
         raise ConfigError(f"{source}: env.terrain: {e}") from None
     if stages is not None:
-        from fop_rl import curriculum
-
         try:
-            final = terrains.resolve(curriculum.parse(stages)[-1].terrain)
+            stages = curriculum.parse(stages)
         except curriculum.CurriculumError as e:
             raise ConfigError(f"{source}: {e}") from None
-        if env["terrain"] is not None and terrain != final:
+        if env["terrain"] is not None and terrain != stages.final:
             raise ConfigError(f"{source}: env.terrain differs from the curriculum's last "
                               "stage, which is the run's terrain: leave env.terrain out")
-    if env["backend"] == "envpool":
-        if stages is not None:
-            raise ConfigError(f"{source}: training.curriculum changes terrains, which EnvPool "
-                              "cannot: use env.backend=gymnasium")
-        if terrains.envpool_id(terrain) is None:
-            raise ConfigError(f"{source}: env.backend is envpool, which "
-                              f"{terrains.ENVPOOL_ONLY}: use env.backend=gymnasium")
+        terrain = stages.final
+    env["terrain"], config["training"]["curriculum"] = terrain, stages
+    refusal = envpool_refusal(config)
+    if env["backend"] == "envpool" and refusal:
+        raise ConfigError(f"{source}: env.backend is envpool, which {refusal}: use "
+                          "env.backend=gymnasium")
+
+
+def envpool_refusal(config: dict[str, Any]) -> str | None:
+    """Why EnvPool cannot run a resolved config's terrain walker, or None: it simulates only
+    the flat and hardcore terrains, one for a whole run."""
+    from fop_rl import terrain as terrains
+
+    if config["training"]["curriculum"] is not None:
+        return "cannot change terrains (training.curriculum)"
+    if config["env"]["terrain"].envpool_id is None:
+        return terrains.ENVPOOL_ONLY
+    return None
 
 
 def _validate_search(search: Any, source: str) -> None:

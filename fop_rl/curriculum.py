@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fop_rl.terrain import TerrainError, resolve
+from fop_rl.terrain import Terrain, TerrainError, resolve
 
 RULES = ("steps", "min_return")
 
@@ -39,13 +39,29 @@ class CurriculumError(ValueError):
 
 @dataclass(frozen=True)
 class Stage:
-    terrain: str | dict[str, Any]  # as given: a preset name or parameters
+    terrain: Terrain
     steps: int | None = None
     min_return: float | None = None
 
 
-def parse(stages: Any) -> list[Stage]:
-    """The stages of a ``training.curriculum`` value; CurriculumError on the first problem."""
+@dataclass(frozen=True)
+class Curriculum:
+    """The stages of a curriculum, resolved, and the list they were parsed from (``given``:
+    what a config file holds)."""
+
+    stages: tuple[Stage, ...]
+    given: list[dict[str, Any]]
+
+    @property
+    def final(self) -> Terrain:
+        """The last stage's terrain: the run's own, on which its evaluations are made."""
+        return self.stages[-1].terrain
+
+
+def parse(stages: Any) -> Curriculum:
+    """A ``training.curriculum`` value resolved; CurriculumError on the first problem."""
+    if isinstance(stages, Curriculum):
+        return stages
     if not isinstance(stages, list) or not stages:
         raise CurriculumError("training.curriculum must be a list of one or more stages")
     parsed = []
@@ -58,7 +74,7 @@ def parse(stages: Any) -> list[Stage]:
             raise CurriculumError(f"{where} has unknown keys {', '.join(sorted(unknown))} "
                                   f"(known: terrain, {', '.join(RULES)})")
         try:
-            resolve(stage["terrain"])
+            terrain = resolve(stage["terrain"])
         except TerrainError as e:
             raise CurriculumError(f"{where}: {e}") from None
         rules = [r for r in RULES if r in stage]
@@ -77,9 +93,8 @@ def parse(stages: Any) -> list[Stage]:
         if min_return is not None and (isinstance(min_return, bool)
                                        or not isinstance(min_return, (int, float))):
             raise CurriculumError(f"{where}.min_return must be a number, got {min_return!r}")
-        parsed.append(Stage(stage["terrain"], steps,
-                            None if min_return is None else float(min_return)))
-    return parsed
+        parsed.append(Stage(terrain, steps, None if min_return is None else float(min_return)))
+    return Curriculum(tuple(parsed), stages)
 
 
 @dataclass

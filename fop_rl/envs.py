@@ -4,8 +4,9 @@
 one Monitor-wrapped env per copy) or ``envpool`` (EnvPool's C++ port, all copies in one pool,
 with SB3's VecMonitor for episode statistics). Either way PPO sees an SB3 VecEnv with the same
 spaces, time limit, auto-reset semantics and VecNormalize on top. Rendering is gymnasium's.
-The terrain walker (:mod:`fop_rl.terrain`) gets ``env.terrain``; on EnvPool it is EnvPool's
-walker or hard terrain, the only two it simulates (config validation refuses others).
+The terrain walker (:mod:`fop_rl.terrain`) gets ``env.terrain``, resolved (a ``Terrain``); on
+EnvPool it is EnvPool's walker or hard terrain, the only two it simulates (config validation
+refuses others).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _vec_env(env_cfg: dict[str, Any], n_envs: int, seed: int, monitor_dir: Path 
              render_mode: str | None = None, append: bool = False) -> VecEnv:
     parametric = env_cfg["id"] == terrain.ENV_ID
     if env_cfg["backend"] == "envpool":
-        env_id = terrain.envpool_id(env_cfg["terrain"]) if parametric else env_cfg["id"]
+        env_id = env_cfg["terrain"].envpool_id if parametric else env_cfg["id"]
         venv = VecMonitor(EnvPoolVecEnv(env_id, n_envs, seed, env_cfg["max_episode_steps"],
                                         env_cfg["action_repeat"]))
         if monitor_dir is not None:  # VecMonitor itself always starts its file anew

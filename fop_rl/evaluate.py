@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import envpool_env, rundir
 from fop_rl import terrain as terrains
-from fop_rl.config import continuous_control
+from fop_rl.config import ConfigError, continuous_control, envpool_refusal, plain, resolve_terrain
 from fop_rl.envs import make_eval_env
 from fop_rl.rundir import RunError
 from fop_rl.text import first_line
@@ -128,17 +128,15 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     """
     run = locate(run_dir, which)
     env_cfg = _env_config(run, env_id, terrain)
-    parametric = (env_cfg["id"] == terrains.ENV_ID
-                  and terrains.envpool_id(env_cfg["terrain"]) is None)
-    if backend is None and parametric:
-        backend = "gymnasium"  # terrains.ENVPOOL_ONLY
-    backend = backend or env_cfg["backend"]
+    refusal = (envpool_refusal({"env": env_cfg, "training": {"curriculum": None}})
+               if env_cfg["id"] == terrains.ENV_ID else None)
+    backend = backend or ("gymnasium" if refusal else env_cfg["backend"])
     if backend == "envpool":
         if not envpool_env.installed():
             raise RunError(f"{run_dir} evaluates on envpool, which is not installed: pip "
                            "install envpool, or pass --backend gymnasium")
-        if parametric:
-            raise RunError(f"envpool {terrains.ENVPOOL_ONLY}: pass --backend gymnasium")
+        if refusal:
+            raise RunError(f"envpool {refusal}: pass --backend gymnasium")
     model, stats = load_model(run.model_path), load_stats(run.stats_path)
     if env_cfg["id"] != run.config["env"]["id"]:
         problem = continuous_control(env_cfg["id"])
@@ -154,25 +152,30 @@ def evaluate(run_dir: Path, episodes: int = 10, which: str | None = None,
     finally:
         env.close()
     return {"run_dir": str(run_dir), "model": run.which, "note": run.note, "episodes": episodes,
-            "env_id": env_cfg["id"], "terrain": env_cfg["terrain"], "backend": backend,
+            "env_id": env_cfg["id"], "terrain": plain(env_cfg)["terrain"], "backend": backend,
             "mean": float(np.mean(returns)),
             "std": float(np.std(returns)),
             "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths]}
 
 
 def _env_config(run: LoadedRun, env_id: str | None, terrain: str | dict | None) -> dict:
-    """The run's environment settings, on another environment or terrain if asked."""
+    """The run's environment settings, on another environment or terrain if asked; a terrain
+    resolved and checked as a config's is (:func:`fop_rl.config.resolve_terrain`)."""
     env_cfg = dict(run.config["env"])
     if terrain is not None:
-        try:
-            terrains.resolve(terrain)
-        except terrains.TerrainError as e:
-            raise RunError(f"--terrain: {e}") from None
         env_id = terrains.ENV_ID
     if env_id is not None and env_id != env_cfg["id"]:
         env_cfg.update(id=env_id, terrain=None)
     if terrain is not None:
         env_cfg["terrain"] = terrain
+    if env_cfg["id"] == terrains.ENV_ID:
+        # the backend is chosen after (evaluate): check the terrain alone here
+        holder = {"env": {**env_cfg, "backend": "gymnasium"}, "training": {"curriculum": None}}
+        try:
+            resolve_terrain(holder, "--terrain")
+        except ConfigError as e:
+            raise RunError(str(e)) from None
+        env_cfg["terrain"] = holder["env"]["terrain"]
     return env_cfg
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 import fop_rl
-from fop_rl.config import fill_defaults
+from fop_rl.config import ConfigError, fill_defaults, plain, resolve_terrain
 from fop_rl.text import first_line, read_yaml
 
 CONFIG, RUN_JSON = "config.yaml", "run.json"
@@ -60,16 +60,14 @@ def env_folder(config: dict[str, Any]) -> str:
     whose namespace slash becomes a dash (one folder level, as ``fop-rl report`` reads it), and
     for the terrain walker its terrain (a preset's name, ``custom-<hash>``, or the curriculum's
     ``curriculum-<hash>``)."""
-    env, stages = config["env"], config["training"].get("curriculum")
+    env, stages = config["env"], config["training"]["curriculum"]
     name = env["id"].replace("/", "-")
     if env["id"] != fop_rl.TERRAIN_ENV_ID:
         return name
     if stages:
-        text = json.dumps(stages, sort_keys=True)
+        text = json.dumps(stages.given, sort_keys=True)
         return f"{name}-curriculum-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
-    from fop_rl import terrain
-
-    return f"{name}-{terrain.describe(env.get('terrain'))}"
+    return f"{name}-{env['terrain'].name}"
 
 
 def default_run_dir(env: str, optimizer: str, seed: int, root: str | Path = "runs") -> Path:
@@ -199,14 +197,20 @@ def versions() -> dict[str, str]:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's config.yaml; RunError naming it where it cannot be read."""
+    """The run's config.yaml, its terrain resolved as :func:`fop_rl.config.load` resolves
+    it; RunError naming it where it cannot be read."""
     path = run_dir / CONFIG
     try:
         config = read_yaml(path.read_text())
         # runs made before these were choices: what they used
         config["env"].setdefault("backend", "gymnasium")
         config["training"].setdefault("n_eval_envs", 1)
-        return fill_defaults(config)
+        fill_defaults(config)
+        if config["env"]["id"] == fop_rl.TERRAIN_ENV_ID:
+            resolve_terrain(config, str(path))
+        return config
+    except ConfigError as e:
+        raise RunError(str(e)) from None
     except FileNotFoundError:
         raise RunError(f"{run_dir} is not a run directory: it has no {CONFIG}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
@@ -216,7 +220,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(plain(config), sort_keys=False))
 
 
 def write_curriculum(run_dir: Path, state: dict[str, Any]) -> None:

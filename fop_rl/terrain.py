@@ -49,7 +49,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -87,7 +87,8 @@ class TerrainError(ValueError):
 
 @dataclass(frozen=True)
 class Terrain:
-    """A walker terrain's parameters (see the module's docstring for units and meaning)."""
+    """A walker terrain's parameters (see the module's docstring for units and meaning), and
+    the spec it was resolved from (``given``: what a config file holds; not compared)."""
 
     roughness: float = 1.0
     pit_gap: Size | None = None
@@ -96,6 +97,24 @@ class Terrain:
     stair_height: Size | None = None
     stair_width: Size | None = None
     stair_steps: Size | None = None
+    given: str | dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """A short name: the preset's, ``flat`` for plain ground, else ``custom-<hash>``."""
+        if self.given is None or isinstance(self.given, str):
+            return self.given or "flat"
+        text = json.dumps(self.parameters(), sort_keys=True)
+        return "custom-" + hashlib.sha1(text.encode()).hexdigest()[:6]
+
+    @property
+    def envpool_id(self) -> str | None:
+        """The EnvPool task this terrain is exactly (plain or hardcore), or None: EnvPool
+        :data:`ENVPOOL_ONLY`, so the others run on gymnasium."""
+        for name, env_id in ENVPOOL_IDS.items():
+            if self == resolve(name):
+                return env_id
+        return None
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -108,16 +127,20 @@ class Terrain:
 
     def stairs(self) -> dict[str, Size]:
         """The stair parameters, gymnasium's where not given."""
-        given = {k: v for k, v in asdict(self).items() if k.startswith("stair_") and v is not None}
+        given = {k: v for k, v in self._values().items()
+                 if k.startswith("stair_") and v is not None}
         return {**STAIR_DEFAULTS, **given}
 
     def parameters(self) -> dict[str, Any]:
         """The parameters that differ from plain ground: a mapping ``resolve()`` rebuilds."""
         default = Terrain()
-        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
+        return {k: v for k, v in self._values().items() if v != getattr(default, k)}
+
+    def _values(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "given"}
 
 
-_PARAMETERS = tuple(f.name for f in fields(Terrain))
+_PARAMETERS = tuple(f.name for f in fields(Terrain) if f.name != "given")
 _WHOLE = ("stair_width", "stair_steps")  # counted in whole terrain steps
 
 
@@ -136,12 +159,11 @@ def resolve(spec: str | Mapping[str, Any] | Terrain | None = None) -> Terrain:
         return spec
     if spec is None:
         return Terrain()
-    if isinstance(spec, str):
-        spec = {"preset": spec}
-    if not isinstance(spec, Mapping):
+    given = spec if isinstance(spec, str) else dict(spec) if isinstance(spec, Mapping) else None
+    if given is None:
         raise TerrainError(f"a terrain is a preset name or a mapping of parameters, got "
                            f"{spec!r}")
-    params = dict(spec)
+    params = {"preset": spec} if isinstance(spec, str) else dict(spec)
     name = params.pop("preset", None)
     if name is not None:
         known = presets()
@@ -153,30 +175,10 @@ def resolve(spec: str | Mapping[str, Any] | Terrain | None = None) -> Terrain:
             raise TerrainError(f"unknown terrain parameter {key!r} (known: preset, "
                                f"{', '.join(_PARAMETERS)})")
         _check(key, value)
-    return Terrain(**params)
-
-
-def describe(spec: str | Mapping[str, Any] | None) -> str:
-    """A short name for a terrain as given: the preset's name, or ``custom-<hash>``."""
-    if spec is None:
-        return "flat"
-    if isinstance(spec, str):
-        return spec
-    text = json.dumps(resolve(spec).parameters(), sort_keys=True)
-    return "custom-" + hashlib.sha1(text.encode()).hexdigest()[:6]
+    return Terrain(**params, given=given)
 
 
 ENVPOOL_ONLY = "simulates only the flat and hardcore terrains"  # EnvPool's walkers, both exact
-
-
-def envpool_id(spec: str | Mapping[str, Any] | Terrain | None) -> str | None:
-    """The EnvPool task a terrain is exactly (plain or hardcore), or None: EnvPool
-    :data:`ENVPOOL_ONLY`, so the others run on gymnasium."""
-    resolved = resolve(spec)
-    for name, env_id in ENVPOOL_IDS.items():
-        if resolved == resolve(name):
-            return env_id
-    return None
 
 
 def _check(key: str, value: Any) -> None:

@@ -28,6 +28,7 @@ from fop_rl.callbacks import (
 )
 from fop_rl.checkpoints import Checkpoint, newest_loadable, save_checkpoint
 from fop_rl.compiled import CompiledPPO
+from fop_rl.config import plain
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import (
     LoadedRun,
@@ -182,7 +183,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
             {"step": resume_step, "time": now,
              "checkpoint": None if checkpoint is None else checkpoint.folder.name}]}
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
-                        terrain=env_cfg["terrain"], backend=env_cfg["backend"],
+                        terrain=plain(env_cfg)["terrain"], backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
                         training_reward={k: env_cfg[k] for k in ("fall_penalty", "reward_scale")},
                         action_repeat=env_cfg["action_repeat"],
@@ -191,11 +192,11 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
         (run_dir / "monitor").mkdir(exist_ok=True)
         # a curriculum trains on its current stage's terrain (the checkpoint's), and evaluates
         # on its last stage's, the run's env.terrain
-        stages = curriculum.parse(training["curriculum"]) if training["curriculum"] else []
+        stages = training["curriculum"]
         train_env_cfg = env_cfg
         if stages:
             stage_state = curriculum.State(**((checkpoint and checkpoint.curriculum) or {}))
-            train_env_cfg = {**env_cfg, "terrain": stages[stage_state.stage].terrain}
+            train_env_cfg = {**env_cfg, "terrain": stages.stages[stage_state.stage].terrain}
         env = make_train_env(train_env_cfg, config["ppo"]["gamma"], seed, run_dir / "monitor",
                              append=resume)
         # evaluation episodes in environments stepped together: SB3's evaluate_policy gives

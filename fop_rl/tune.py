@@ -41,7 +41,7 @@ import numpy as np
 import yaml
 
 from fop_rl import rundir, stats
-from fop_rl.config import ConfigError
+from fop_rl.config import ConfigError, plain
 from fop_rl.sweep import Job, LocalBackend
 from fop_rl.text import first_line
 
@@ -394,7 +394,7 @@ def write_outputs(study, folder: Path, base: dict[str, Any], optimizer: str) -> 
         header = (f"# fop-rl tune: best of {len(complete)} complete trials of study "
                   f"{study.study_name!r}: trial {best.number}, objective {best.value:.2f}\n")
         rundir.atomic_write_text(folder / "best.yaml",
-                                 header + yaml.safe_dump(config, sort_keys=False))
+                                 header + yaml.safe_dump(plain(config), sort_keys=False))
         written.insert(0, folder / "best.yaml")
         written += _figures(study, folder)
     return written

@@ -150,7 +150,8 @@ def test_train_on_a_preset_records_it_and_evaluates_on_another(tmp_path: Path, c
     assert code == 0, err
     config = rundir.read_config(run_dir)
     assert config["env"]["id"] == ENV_ID and config["env"]["backend"] == "gymnasium"
-    assert config["env"]["terrain"] == {"preset": "stumps-low", "roughness": 0.5}
+    assert config["env"]["terrain"].given == {"preset": "stumps-low", "roughness": 0.5}
+    assert config["env"]["terrain"] == resolve({"preset": "stumps-low", "roughness": 0.5})
     assert rundir.read_status(run_dir)["terrain"] == {"preset": "stumps-low", "roughness": 0.5}
     code, out, err = run_cli(capsys, "evaluate", run_dir, "--terrain", "pits", "--episodes", "2",
                              "--json")
@@ -171,6 +172,10 @@ def test_a_walker_run_evaluates_and_renders_on_a_terrain(trained_run: Path, tmp_
     code, out, err = run_cli(capsys, "evaluate", trained_run, "--terrain", "hardcore",
                              "--episodes", "2", "--json")
     assert code == 0 and json.loads(out)["backend"] == "envpool", err  # EnvPool has that one
+    code, _, err = run_cli(capsys, "evaluate", trained_run, "--terrain", "stumps", "--backend",
+                           "envpool")
+    assert code == 2 and err == ("error: envpool simulates only the flat and hardcore "
+                                 "terrains: pass --backend gymnasium\n")
     out_file = tmp_path / "stumps.gif"
     code, _, err = run_cli(capsys, "render", trained_run, "--terrain", "stumps", "--out",
                            out_file, "--scale", "0.25", "--fps", "10")
@@ -202,7 +207,7 @@ def test_tune_on_a_terrain(tmp_path: Path, capsys):
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["env"]["id"] == ENV_ID and best["env"]["terrain"] == "stumps-low"
     trained = rundir.read_config(folder / "trial-0" / "seed-100")
-    assert trained["env"]["terrain"] == "stumps-low"
+    assert trained["env"]["terrain"].given == "stumps-low"
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -246,6 +251,25 @@ CURRICULUM = ("training.curriculum=[{terrain: stumps-low, min_return: -1000}, "
               "{terrain: pits, steps: 2304, min_return: 1000}, {terrain: flat}]")
 
 
+def test_terrain_and_curriculum_are_resolved_once_where_a_config_enters(tmp_path: Path):
+    from fop_rl import config as configuration
+    from fop_rl.curriculum import Curriculum
+
+    cfg = configuration.load(None, ENV_ID, [CURRICULUM])
+    stages = cfg["training"]["curriculum"]
+    assert isinstance(stages, Curriculum) and cfg["env"]["terrain"] is stages.final
+    assert [s.terrain.name for s in stages.stages] == ["stumps-low", "pits", "flat"]
+    assert stages.stages[0].terrain == resolve("stumps-low")
+    # config.yaml holds the settings as given; reading it back resolves them again
+    given = yaml.safe_load(CURRICULUM.partition("=")[2])
+    assert configuration.plain(cfg)["training"]["curriculum"] == given
+    assert configuration.plain(cfg)["env"]["terrain"] == "flat"
+    rundir.write_config(tmp_path, cfg)
+    again = rundir.read_config(tmp_path)
+    assert again["training"]["curriculum"] == stages and again["env"]["terrain"].name == "flat"
+    assert rundir.env_folder(again) == rundir.env_folder(cfg)
+
+
 def test_curriculum_advances_on_return_and_steps_and_resumes_in_its_stage(tmp_path: Path,
                                                                           capsys):
     run_dir = tmp_path / "run"
@@ -261,7 +285,7 @@ def test_curriculum_advances_on_return_and_steps_and_resumes_in_its_stage(tmp_pa
     assert [e["stage"] for e in state["evaluations"]][:2] == [0, 1]
     status = rundir.read_status(run_dir)
     assert status["curriculum_stage"] == 2 and status["curriculum_history"] == history
-    assert rundir.read_config(run_dir)["env"]["terrain"] == "flat"  # evaluated on the last
+    assert rundir.read_config(run_dir)["env"]["terrain"].name == "flat"  # evaluated on the last
     acc = EventAccumulator(str(next((run_dir / "tb").glob("events.out.tfevents.*"))))
     acc.Reload()
     stages = [(e.step, e.value) for e in acc.Scalars("curriculum/stage")]

@@ -110,7 +110,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from fop_rl.evaluate import render
 
     terrain = terrain_to_run_on(args)
-    name = "rollout.mp4" if terrain is None else f"rollout-{terrains.describe(terrain)}.mp4"
+    name = "rollout.mp4" if terrain is None else f"rollout-{terrains.resolve(terrain).name}.mp4"
     out = args.out or args.run_dir / name
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"--out must end in .mp4 or .gif, got {out}")

@@ -14,7 +14,7 @@ def terrain_text(result: dict) -> str:
 
     if result["env_id"] != terrains.ENV_ID:
         return ""
-    return f" on terrain {terrains.describe(result['terrain'])}"
+    return f" on terrain {terrains.resolve(result['terrain']).name}"
 
 
 def print_note(result: dict) -> None:

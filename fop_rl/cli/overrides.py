@@ -91,7 +91,7 @@ def terrain_to_run_on(args: argparse.Namespace):
     base = args.terrain
     if base is None:
         env = rundir.read_config(args.run_dir)["env"] if args.run_dir.is_dir() else {}
-        base = env.get("terrain") if env.get("id") == ENV_ID else None
+        base = env["terrain"].given if env.get("id") == ENV_ID else None
     holder = {"env": {"terrain": base}}
     for item in args.overrides:
         set_key(holder, item, source="--set")

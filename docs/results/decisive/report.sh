@@ -50,6 +50,6 @@ if [ -d "$runs/hardcore" ]; then
   fi
 fi
 for terrain in walker hardcore; do  # the FOP labels' own folders, not the links of seeds 0-19
-  bash docs/results/inspect.sh "$out" "$runs" "$terrain-" "$runs/$terrain"/*/fop-*
+  bash docs/results/tools/inspect.sh "$out" "$runs" "$terrain-" "$runs/$terrain"/*/fop-*
 done
-python docs/results/spectra.py "$out/inspect" > "$out/spectra.md"
+python docs/results/tools/spectra.py "$out/inspect" > "$out/spectra.md"

@@ -11,7 +11,7 @@ export STEPS=${STEPS:-5000000}  # per run; smaller only to check the script
 export CONFIG=configs/recipes/bipedal_walker_hardcore_zoo.yaml
 export START=docs/results/starts/walker-momentum-seed-9
 jobs=${JOBS:-2}
-. docs/results/records.sh
+. docs/results/tools/records.sh
 
 arm_options() {  # the arm's settings on top of the zoo's
   case $1 in

@@ -11,7 +11,7 @@ export START=docs/results/starts/walker-momentum-seed-9
 export STEPS=${STEPS:-500000}  # per run; smaller only to check the script
 jobs=${JOBS:-2}
 export KEEP_EIGENVALUES=1  # growth.py reads them
-. docs/results/records.sh
+. docs/results/tools/records.sh
 
 runs() {  # one line per run, in the study's order: rung optimizer seed
   for seed in ${SEEDS:-0 1 2 3 4}; do

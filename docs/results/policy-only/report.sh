@@ -14,5 +14,5 @@ seeds=${1:-0-9}
 fop-rl report runs/policy-only-compare --out "$out" --threshold 200 --seeds "$seeds" \
   --baseline momentum --baseline fop-momentum
 python docs/results/decisive/late.py runs/policy-only-compare "$seeds" > "$out/late.md"
-bash docs/results/inspect.sh "$out" runs "" runs/policy-only/BipedalWalker-v3/fop-policy-momentum
-python docs/results/spectra.py "$out/inspect" > "$out/spectra.md"
+bash docs/results/tools/inspect.sh "$out" runs "" runs/policy-only/BipedalWalker-v3/fop-policy-momentum
+python docs/results/tools/spectra.py "$out/inspect" > "$out/spectra.md"

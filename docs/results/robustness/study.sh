@@ -11,7 +11,7 @@ set -uo pipefail
 export HERE=${HERE:-docs/results/robustness} RUNS=${RUNS:-runs/robustness}
 export STEPS=${STEPS:-500000}  # per run; smaller only to check the script
 jobs=${JOBS:-2}
-. docs/results/records.sh
+. docs/results/tools/records.sh
 
 runs() {  # one line per run, in the study's order: grid cell optimizer seed
   for seed in ${SEEDS:-0 1 2}; do

@@ -12,8 +12,8 @@ fop-rl report "$runs" --out "$out" --seeds "$seeds" > /dev/null
 python docs/results/terrains/trend.py "$runs" --out "$out" --rungs "${rungs[@]}"
 python docs/results/terrains/tables.py "$out" > "$out/tables.md"  # the README's tables
 for rung in "${rungs[@]}"; do
-  bash docs/results/inspect.sh "$out" "$runs" "$rung-" \
+  bash docs/results/tools/inspect.sh "$out" "$runs" "$rung-" \
     "$runs/fop_rl-BipedalWalkerTerrain-v0-$rung/fop-momentum"
 done
-python docs/results/spectra.py "$out/inspect" --each > "$out/spectra.md"
+python docs/results/tools/spectra.py "$out/inspect" --each > "$out/spectra.md"
 python docs/results/terrains/growth.py "$runs" --out "$out"  # when P grew, run by run

@@ -24,4 +24,4 @@ for label in "${labels[@]:1}"; do
       > "$out/inspect/$label-seed-$seed.txt"
   done
 done
-python docs/results/spectra.py "$out/inspect" > "$out/spectra.md"
+python docs/results/tools/spectra.py "$out/inspect" > "$out/spectra.md"

@@ -1,6 +1,6 @@
 """Print the tuning value whose runs reached the highest mean final best-so-far return.
 
-    python docs/results/pick_best.py runs/tuning/momentum-lr*   ->  prints e.g. 5.0e-3
+    python docs/results/paper-study/pick_best.py runs/tuning/momentum-lr*   ->  prints e.g. 5.0e-3
 
 Each argument is a runs directory named <optimizer>-<param><value> that `fop-rl report` has
 summarised (its report/report.json): the value is the part after the last "lr".

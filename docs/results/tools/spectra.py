@@ -2,7 +2,7 @@
 P's largest eigenvalue at the end of each run, over layers (all, the policy's, the value
 function's), then the median over seeds.
 
-    python docs/results/spectra.py docs/results/variants/inspect [--each] > spectra.md
+    python docs/results/tools/spectra.py docs/results/variants/inspect [--each] > spectra.md
 
 ``--each`` adds a table of every run's values (to set beside its returns).
 

@@ -5,8 +5,8 @@
 set -euo pipefail
 T_TUNE=100000 T_WALKER=300000 T_HARDCORE=200000
 for d in runs/tuning/*-lr*; do fop-rl report "$d" --reps 1000 > /dev/null 2>&1; done
-MLR=$(python docs/results/pick_best.py runs/tuning/momentum-lr*)
-ALR=$(python docs/results/pick_best.py runs/tuning/adam-lr*)
+MLR=$(python docs/results/paper-study/pick_best.py runs/tuning/momentum-lr*)
+ALR=$(python docs/results/paper-study/pick_best.py runs/tuning/adam-lr*)
 echo "picked: momentum lr $MLR, adam lr $ALR"
 
 # Phase 2: FOP-momentum's hyper_lr at momentum's lr, same seeds and budget.
@@ -16,7 +16,7 @@ for h in 1.0e-6 1.0e-5 1.0e-4; do
     --set optimizers.fop-momentum.lr=$MLR --set optimizers.fop-momentum.hyper_lr=$h
   fop-rl report runs/tuning/fop-momentum-hyperlr$h --reps 1000 > /dev/null 2>&1
 done
-HLR=$(python docs/results/pick_best.py runs/tuning/fop-momentum-hyperlr*)
+HLR=$(python docs/results/paper-study/pick_best.py runs/tuning/fop-momentum-hyperlr*)
 echo "picked: fop-momentum hyper_lr $HLR"
 
 SETS=(--set optimizers.momentum.lr=$MLR --set optimizers.fop-momentum.lr=$MLR

@@ -2,7 +2,7 @@
 # `fop-rl inspect` of the last model of every complete run in the label folders given: tables
 # in OUT/inspect/<PREFIX><label>-seed-<n>.txt (what spectra.py reads), figures in FIGURES/.
 # A run inspected since it ended is skipped.
-#   bash docs/results/inspect.sh OUT FIGURES PREFIX LABEL_DIR...
+#   bash docs/results/tools/inspect.sh OUT FIGURES PREFIX LABEL_DIR...
 set -euo pipefail
 out=$1 figures=$2 prefix=$3
 shift 3
