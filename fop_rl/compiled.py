@@ -117,19 +117,35 @@ class CompiledPPO(PPO):
         finally:
             del self.policy.forward
 
-    def _step(self, data: Any, clip_range: torch.Tensor,
+    def _step(self, batch: list[torch.Tensor], clip_range: torch.Tensor,
               params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One minibatch: the loss, its gradient (clipped) and the optimizer's step, as SB3's
-        PPO.train makes them; returns the loss and its statistics."""
-        out = self._run("loss", minibatch_loss, self.policy, data.observations, data.actions,
-                        data.old_log_prob, data.advantages, data.returns, clip_range,
+        """One minibatch (observations, actions, old log-probabilities, advantages, returns):
+        the loss, its gradient (clipped) and the optimizer's step, as SB3's PPO.train makes
+        them; returns the loss and its statistics."""
+        out = self._run("loss", minibatch_loss, self.policy, *batch, clip_range,
                         float(self.ent_coef), float(self.vf_coef),
-                        self.normalize_advantage and len(data.advantages) > 1)
+                        self.normalize_advantage and len(batch[3]) > 1)
         self.policy.optimizer.zero_grad()
         out[0].backward()
-        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        # foreach: the norms of all gradients in a few calls, not one call per tensor
+        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
         self.policy.optimizer.step()
         return out
+
+    def _rollout_tensors(self) -> list[torch.Tensor]:
+        """The rollout as SB3's buffer hands it out, as tensors: observations, actions, old
+        log-probabilities, advantages, returns. The buffer is left flattened (environment-major)
+        as SB3's ``get`` leaves it."""
+        buffer = self.rollout_buffer
+        if not buffer.generator_ready:
+            for name in ("observations", "actions", "values", "log_probs", "advantages",
+                         "returns"):
+                setattr(buffer, name, buffer.swap_and_flatten(getattr(buffer, name)))
+            buffer.generator_ready = True
+        return [torch.as_tensor(buffer.observations),
+                torch.as_tensor(buffer.actions.astype(np.float32, copy=False)),
+                *(torch.as_tensor(getattr(buffer, name).flatten())
+                  for name in ("log_probs", "advantages", "returns"))]
 
     def train(self) -> None:
         if (self.clip_range_vf is not None or self.target_kl is not None
@@ -141,20 +157,28 @@ class CompiledPPO(PPO):
         # a tensor: a float would be compiled in as a constant, and recompiled when scheduled
         clip = torch.tensor(clip_range)
         params = list(self.policy.parameters())  # not walked again for every minibatch
-        logs: dict[str, list[float]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl")}
-        for _ in range(self.n_epochs):
-            logs["kl"] = []  # SB3 logs the last epoch's approximate KL
-            for data in self.rollout_buffer.get(self.batch_size):
-                loss, stats = self._step(data, clip, params)
-                for key, x in zip(logs, stats.tolist(), strict=True):
-                    logs[key].append(x)
+        rollout = self._rollout_tensors()
+        n = len(rollout[0])
+        starts = range(0, n, self.batch_size)
+        # each minibatch's statistics, read once at the end of the update
+        stats = torch.empty(self.n_epochs, len(starts), 5)
+        for epoch in range(self.n_epochs):
+            # SB3's minibatches: the same permutation from numpy's generator, gathered once
+            # per epoch, then sliced
+            order = torch.from_numpy(np.random.permutation(n))
+            shuffled = [t[order] for t in rollout]
+            for i, start in enumerate(starts):
+                loss, stats[epoch, i] = self._step(
+                    [t[start:start + self.batch_size] for t in shuffled], clip, params)
             self._n_updates += 1
+        pg, value, entropy, clip_fraction, _ = stats.mean(dim=(0, 1)).tolist()
         buffer = self.rollout_buffer
-        self.logger.record("train/entropy_loss", np.mean(logs["entropy"]))
-        self.logger.record("train/policy_gradient_loss", np.mean(logs["pg"]))
-        self.logger.record("train/value_loss", np.mean(logs["value"]))
-        self.logger.record("train/approx_kl", np.mean(logs["kl"]))
-        self.logger.record("train/clip_fraction", np.mean(logs["clip"]))
+        self.logger.record("train/entropy_loss", entropy)
+        self.logger.record("train/policy_gradient_loss", pg)
+        self.logger.record("train/value_loss", value)
+        # SB3 logs the last epoch's approximate KL
+        self.logger.record("train/approx_kl", stats[-1, :, 4].mean().item())
+        self.logger.record("train/clip_fraction", clip_fraction)
         self.logger.record("train/loss", loss.item())
         self.logger.record("train/explained_variance",
                            explained_variance(buffer.values.flatten(), buffer.returns.flatten()))
