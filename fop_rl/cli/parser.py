@@ -53,6 +53,21 @@ def _reference(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected NAME=RETURN, got {text!r}") from None
 
 
+def _config_options(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--config and --env, which pick a run's configuration (train, sweep, tune)."""
+    p.add_argument("--config", type=Path,
+                   help=f"YAML config{what} (default: the packaged one of --env)")
+    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+
+
+def _parallel_options(p: argparse.ArgumentParser, jobs: str, runs_dir: str) -> None:
+    """--jobs and --runs-dir of the commands that train many runs (sweep, tune)."""
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                   help=f"{jobs} (default: the number of cores)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                   help=f"{runs_dir} (default: runs)")
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
     p.add_argument("--model", choices=("best", "last"),
@@ -103,8 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = commands.add_parser("train", help="train PPO (defaults: BipedalWalker-v3, fop-momentum)")
-    p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
-    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+    _config_options(p)
     p.add_argument("--optimizer", help="optimizer name, e.g. momentum, adam, fop-momentum")
     p.add_argument("--seed", type=_non_negative_int,
                    help="seed of the run: network, environments, evaluation (default: 0)")
@@ -148,25 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     _terrain_set_option(p)
 
     p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
-    p.add_argument("--config", type=Path, help="YAML config (default: the packaged one of --env)")
-    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+    _config_options(p)
     p.add_argument("--optimizers", nargs="+", required=True, metavar="NAME",
                    help="optimizer names, e.g. momentum adam fop-momentum")
     p.add_argument("--seeds", required=True, metavar="SPEC", help="like 0-9 or 0,3,7")
     p.add_argument("--timesteps", type=_positive_int, help="total environment steps per run")
-    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
-                   help="runs at once (default: the number of cores)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                   help="root of the runs: <runs-dir>/<env>/<optimizer>/seed-<n> (default: runs)")
+    _parallel_options(p, "runs at once",
+                      "root of the runs: <runs-dir>/<env>/<optimizer>/seed-<n>")
     _run_options(p, "train every run")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="where runs execute: local processes or Ray tasks (default: local)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
 
     p = commands.add_parser("tune", help="search an optimizer's hyperparameters with Optuna")
-    p.add_argument("--config", type=Path,
-                   help="YAML config with a search section (default: the packaged one of --env)")
-    p.add_argument("--env", dest="env_id", help="environment id, picks its packaged config")
+    _config_options(p, " with a search section")
     p.add_argument("--optimizer", required=True, help="the optimizer name to tune")
     p.add_argument("--trials", type=_positive_int, default=16,
                    help="finished (complete or pruned) trials to reach (default: 16)")
@@ -175,10 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="100-101", metavar="SPEC",
                    help="tuning seeds, one run each per trial; keep them apart from a study's "
                         "(default: 100-101)")
-    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
-                   help="training processes at once (default: the number of cores)")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                   help="trials go to <runs-dir>/tune/<env>/<optimizer>/ (default: runs)")
+    _parallel_options(p, "training processes at once",
+                      "trials go to <runs-dir>/tune/<env>/<optimizer>/")
     p.add_argument("--storage",
                    help="Optuna storage URL shared by machines, e.g. postgresql://... or "
                         "sqlite:///tune.db (default: a journal file in the study's folder)")
