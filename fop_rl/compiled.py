@@ -1,28 +1,32 @@
-"""PPO whose minibatch loss and rollout forward are compiled: SB3's algorithm, fewer Python
+"""PPO whose minibatch gradient and rollout forward are compiled: SB3's algorithm, fewer Python
 calls per minibatch and per step.
 
 :class:`CompiledPPO` is stable-baselines3's PPO (same policy, optimizer, ``policy_kwargs``,
-saved models and logged statistics) whose update runs the minibatch loss as one function under
-``torch.compile``: the policy's evaluation of the actions, the probability ratio, the clipped
+saved models and logged statistics) whose update computes each minibatch's gradient as one
+compiled function: the policy's evaluation of the actions, the probability ratio, the clipped
 surrogate, the value loss and the entropy bonus,
 
     loss = -mean(min(A r, A clip(r, 1 - eps, 1 + eps))) + c_ent (-mean(H)) + c_vf mean((R - V)^2)
 
 with r = exp(log pi(a|s) - log pi_old(a|s)) and A the advantages normalised per minibatch,
-exactly as ``PPO.train``. Its forward and backward each run as a few fused kernels. The rest
-of the update is SB3's order of operations: zero_grad, backward, gradient clipping, the
-optimizer's step, and the same per-minibatch statistics (``train/*``).
+exactly as ``PPO.train``; its gradient with respect to the policy's parameters; and that
+gradient clipped to ``max_grad_norm`` as ``clip_grad_norm_`` clips it. torch.func
+differentiates the loss, the forward and backward are traced into one graph of torch
+operations (``make_fx``) and compiled, so that a minibatch costs one call instead of autograd's
+walk through its graph. The gradients then go to the optimizer as SB3 gives them (``p.grad``),
+and its ``step`` runs as it is; the per-minibatch statistics (``train/*``) are SB3's.
 
 Rollouts run the policy's forward (its actions, values and their log-probabilities for the
 environments' observations) compiled too: SB3's ``collect_rollouts`` calls ``policy(obs)``,
 whose ``forward`` is the compiled one while it runs. Sampling draws from torch's generator as
 in eager mode (inductor's ``fallback_random``), so a seed gives SB3's actions.
 
-Compilation happens at the first call of each function in a process (seconds on CPU with a
-warm cache, tens of seconds without, and a C++ compiler at run time). Where it is unavailable
-or fails, training goes on with the same functions uncompiled, after a one-line note.
-Features SB3's PPO has and this loss leaves out (a clipped value function, early stopping on
-``target_kl``, discrete actions) fall back to SB3's own ``train``.
+Compilation happens at the first call of each function in a process (the gradient once per
+minibatch size; seconds on CPU with a warm cache, tens of seconds without, and a C++ compiler
+at run time). Where it is unavailable or fails, training goes on with the same functions
+uncompiled, after a one-line note. Features SB3's PPO has and this loss leaves out (a clipped
+value function, early stopping on ``target_kl``, discrete actions) fall back to SB3's own
+``train``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.utils import explained_variance
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from fop_rl.text import first_line
 
@@ -66,18 +71,55 @@ def minibatch_loss(policy: torch.nn.Module, observations: torch.Tensor, actions:
     return loss, stats
 
 
+class _Loss(torch.nn.Module):
+    """:func:`minibatch_loss` of ``policy`` as a module's forward, for ``functional_call``."""
+
+    def __init__(self, policy: torch.nn.Module, ent_coef: float, vf_coef: float,
+                 normalize: bool):
+        super().__init__()
+        self.policy, self.ent_coef, self.vf_coef = policy, ent_coef, vf_coef
+        self.normalize = normalize
+
+    def forward(self, *batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        *minibatch, clip_range = batch
+        return minibatch_loss(self.policy, *minibatch, clip_range, self.ent_coef, self.vf_coef,
+                              self.normalize)
+
+
+def minibatch_gradients(loss: _Loss, max_grad_norm: float) -> Callable:
+    """``(parameter values, *minibatch, clip_range) -> (gradients, loss, statistics)``: the
+    gradient of ``loss`` with respect to its policy's parameters (in ``named_parameters``
+    order), scaled as ``clip_grad_norm_(max_grad_norm)`` scales it, as a pure function."""
+    names = [f"policy.{name}" for name, _ in loss.policy.named_parameters()]
+
+    def gradients(values: tuple[torch.Tensor, ...], *batch: torch.Tensor
+                  ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        def objective(values: tuple[torch.Tensor, ...]):
+            parameters = dict(zip(names, values, strict=True))
+            value, stats = torch.func.functional_call(loss, parameters, batch)
+            return value, (value, stats)
+
+        grads, (value, stats) = torch.func.grad(objective, has_aux=True)(values)
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        scale = torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0)
+        return [g * scale for g in grads], value, stats
+
+    return gradients
+
+
 class CompiledPPO(PPO):
-    """SB3's PPO with :func:`minibatch_loss` and the rollouts' policy forward compiled (eager
-    after a failure to compile, with a note)."""
+    """SB3's PPO with :func:`minibatch_gradients` and the rollouts' policy forward compiled
+    (eager after a failure to compile, with a note)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         self.compiled = True  # until compiling fails in this process
         self._functions: dict[str, Callable] = {}
+        self._traced: dict[int, Callable] = {}  # minibatch size -> its gradient as one graph
         super().__init__(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
         # whether to compile is each process's own (a loaded model compiles where it can)
-        return [*super()._excluded_save_params(), "compiled", "_functions"]
+        return [*super()._excluded_save_params(), "compiled", "_functions", "_traced"]
 
     def _run(self, name: str, fn: Callable, *args: Any) -> Any:
         """``fn(*args)``, compiled at its first call (one compiled ``fn`` per ``name``); if
@@ -118,19 +160,31 @@ class CompiledPPO(PPO):
             del self.policy.forward
 
     def _step(self, batch: list[torch.Tensor], clip_range: torch.Tensor,
-              params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+              params: list[torch.Tensor], values: tuple[torch.Tensor, ...]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One minibatch (observations, actions, old log-probabilities, advantages, returns):
-        the loss, its gradient (clipped) and the optimizer's step, as SB3's PPO.train makes
-        them; returns the loss and its statistics."""
-        out = self._run("loss", minibatch_loss, self.policy, *batch, clip_range,
-                        float(self.ent_coef), float(self.vf_coef),
-                        self.normalize_advantage and len(batch[3]) > 1)
-        self.policy.optimizer.zero_grad()
-        out[0].backward()
-        # foreach: the norms of all gradients in a few calls, not one call per tensor
-        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+        the loss's gradient (clipped) as :func:`minibatch_gradients` computes it, then the
+        optimizer's step, as SB3's PPO.train makes them; returns the loss and its statistics.
+        ``values`` are the parameters' values (detached views of ``params``)."""
+        size = len(batch[0])
+        if size not in self._traced:
+            loss = _Loss(self.policy, float(self.ent_coef), float(self.vf_coef),
+                         self.normalize_advantage and size > 1)
+            # a traced graph holds no checks that read tensors' values: torch.distributions'
+            # argument checks are left out of it (train checks the parameters once instead)
+            validate = torch.distributions.Distribution._validate_args
+            torch.distributions.Distribution.set_default_validate_args(False)
+            try:
+                self._traced[size] = make_fx(minibatch_gradients(loss, self.max_grad_norm))(
+                    values, *batch, clip_range)
+            finally:
+                torch.distributions.Distribution.set_default_validate_args(validate)
+        grads, loss_value, stats = self._run(f"gradients of {size}", self._traced[size],
+                                             values, *batch, clip_range)
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
         self.policy.optimizer.step()
-        return out
+        return loss_value, stats
 
     def _rollout_tensors(self) -> list[torch.Tensor]:
         """The rollout as SB3's buffer hands it out, as tensors: observations, actions, old
@@ -157,6 +211,8 @@ class CompiledPPO(PPO):
         # a tensor: a float would be compiled in as a constant, and recompiled when scheduled
         clip = torch.tensor(clip_range)
         params = list(self.policy.parameters())  # not walked again for every minibatch
+        # the functions' inputs: the same storage, which the optimizer updates in place
+        values = tuple(p.detach() for p in params)
         rollout = self._rollout_tensors()
         n = len(rollout[0])
         starts = range(0, n, self.batch_size)
@@ -169,8 +225,12 @@ class CompiledPPO(PPO):
             shuffled = [t[order] for t in rollout]
             for i, start in enumerate(starts):
                 loss, stats[epoch, i] = self._step(
-                    [t[start:start + self.batch_size] for t in shuffled], clip, params)
+                    [t[start:start + self.batch_size] for t in shuffled], clip, params, values)
             self._n_updates += 1
+        if not torch.stack([torch.isfinite(p).all() for p in params]).all():
+            # where SB3's PPO stops, at its distributions' argument checks
+            raise ValueError("PPO's update left non-finite values in the policy's parameters "
+                             f"(learning rate {self.policy.optimizer.param_groups[0]['lr']:g})")
         pg, value, entropy, clip_fraction, _ = stats.mean(dim=(0, 1)).tolist()
         buffer = self.rollout_buffer
         self.logger.record("train/entropy_loss", entropy)
