@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The screen's report from its committed records: screen.md (the design's table and rule) and
+# report/ (fop-rl report with the arms as labels: curves, steps to a return of 0, P(improvement)
+# against the zoo's settings as they are).
+set -euo pipefail
+HERE=docs/results/hardcore
+python "$HERE/screen.py" "$HERE/records" > "$HERE/screen.md"
+view=$(mktemp -d)
+trap 'rm -rf "$view"' EXIT
+for run in "$HERE"/records/*/BipedalWalkerHardcore-v3/adam/seed-*; do
+  arm=${run#"$HERE/records/"}
+  arm=${arm%%/*}
+  mkdir -p "$view/BipedalWalkerHardcore-v3/$arm"
+  ln -s "$(realpath "$run")" "$view/BipedalWalkerHardcore-v3/$arm/${run##*/}"
+done
+fop-rl report "$view" --out "$HERE/report" --threshold 0 --baseline zoo > /dev/null
