@@ -2,12 +2,14 @@
 # The hard-terrain screen (README.md: the design). Phase 1: the zoo's PPO as it is (zoo), with
 # the fall penalty 0 (fall0), and with action repeat 3, fall penalty 0 and reward scale 5
 # (repeat3), from scratch; phase 2 (PHASE=2 BEST=<arm>): the best phase-1 arm from the walking
-# start. Seeds 0-1, 5M PPO steps per run, JOBS runs at once (default 2). A run whose record is
-# committed under records/ is skipped; an interrupted run resumes from its checkpoint in $RUNS
+# start; the recipe at length (PHASE=length RECIPE=<arm>, or <arm>-from-start): seeds 2-4,
+# 20M steps. Otherwise seeds 0-1, 5M PPO steps per run. JOBS runs at once (default 2). A run
+# whose record is committed under records/ is skipped; an interrupted run resumes from its checkpoint in $RUNS
 # while that folder lasts (it does not outlive a session: start a run only with time to end it).
 set -uo pipefail
 export HERE=${HERE:-docs/results/hardcore} RUNS=${RUNS:-runs/hardcore}
-export STEPS=${STEPS:-5000000}  # per run; smaller only to check the script
+[ "${PHASE:-1}" = length ] && default_steps=20000000 || default_steps=5000000
+export STEPS=${STEPS:-$default_steps}  # per run; smaller only to check the script
 export CONFIG=configs/recipes/bipedal_walker_hardcore_zoo.yaml
 export START=docs/results/starts/walker-momentum-seed-9
 jobs=${JOBS:-2}
@@ -24,6 +26,13 @@ arm_options() {  # the arm's settings on top of the zoo's
 export -f arm_options
 
 runs() {  # one line per run: arm-name base-arm from-start seed
+  if [ "${PHASE:-1}" = length ]; then
+    local recipe=${RECIPE:?PHASE=length needs RECIPE=<arm> or <arm>-from-start}
+    local base=${recipe%-from-start} from=no
+    [ "$base" != "$recipe" ] && from=yes
+    for seed in 2 3 4; do echo "$recipe-length $base $from $seed"; done
+    return
+  fi
   for seed in 0 1; do
     if [ "${PHASE:-1}" = 2 ]; then
       echo "${BEST:?PHASE=2 needs BEST=<arm>}-from-start $BEST yes $seed"
