@@ -137,7 +137,7 @@ OPTIONAL: dict[str, dict[str, Any]] = {
     # What the agent trains on (fop_rl.wrappers): the reward of the walker's fall (the task's
     # -100), a scale of every reward, and each action held for k simulator steps
     "env": {"terrain": None, "fall_penalty": -100.0, "reward_scale": 1.0, "action_repeat": 1},
-    # PPO with its minibatch loss and rollout forward compiled (false: SB3's own PPO)
+    # PPO with its minibatch gradient and rollout forward compiled (false: SB3's own PPO)
     "ppo": {"compile": True},
 }
 # every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS

@@ -92,7 +92,7 @@ def learning_rate(config: dict[str, Any]) -> float | Callable[[float], float]:
 
 
 def algorithm(config: dict[str, Any]) -> type[PPO]:
-    """SB3's PPO, or the same algorithm with its minibatch loss compiled (``ppo.compile``)."""
+    """SB3's PPO, or the same algorithm with its minibatch gradient compiled (``ppo.compile``)."""
     return CompiledPPO if config["ppo"]["compile"] else PPO
 
 
