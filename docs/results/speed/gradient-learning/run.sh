@@ -5,6 +5,6 @@
 set -euo pipefail
 for variant in compiled eager; do
   compile=$([ "$variant" = compiled ] && echo true || echo false)
-  fop-rl sweep --optimizers momentum fop-momentum --seeds 0-4 --timesteps 300000 --jobs 2 \
+  fop-rl sweep --optimizers momentum fop-momentum --seeds 0-4 --timesteps 300000 --jobs "${JOBS:-2}" \
     --runs-dir "runs/gradient-learning/$variant" --set "ppo.compile=$compile"
 done
