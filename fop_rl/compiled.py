@@ -228,7 +228,8 @@ class CompiledPPO(PPO):
                     [t[start:start + self.batch_size] for t in shuffled], clip, params, values)
             self._n_updates += 1
         if not torch.stack([torch.isfinite(p).all() for p in params]).all():
-            # where SB3's PPO stops, at its distributions' argument checks
+            # SB3's PPO stops at its distributions' argument checks, which the compiled graphs
+            # lack (and which dynamo turns off in a process where it has run)
             raise ValueError("PPO's update left non-finite values in the policy's parameters "
                              f"(learning rate {self.policy.optimizer.param_groups[0]['lr']:g})")
         pg, value, entropy, clip_fraction, _ = stats.mean(dim=(0, 1)).tolist()
