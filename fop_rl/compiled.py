@@ -124,8 +124,8 @@ class CompiledPPO(PPO):
     def _run(self, name: str, fn: Callable, *args: Any) -> Any:
         """``fn(*args)``, compiled at its first call (one compiled ``fn`` per ``name``); if
         compiling fails (no C++ compiler, an op the compiler does not take), a one-line note,
-        and this model runs every function eager from then on. Errors of ``fn`` itself (a
-        non-finite action distribution, say) are raised as they are."""
+        and this model runs every function eager from then on. Errors of ``fn`` itself are
+        raised as they are."""
         if self.compiled:
             slow = None
             if name not in self._functions:
@@ -168,23 +168,29 @@ class CompiledPPO(PPO):
         ``values`` are the parameters' values (detached views of ``params``)."""
         size = len(batch[0])
         if size not in self._traced:
-            loss = _Loss(self.policy, float(self.ent_coef), float(self.vf_coef),
-                         self.normalize_advantage and size > 1)
-            # a traced graph holds no checks that read tensors' values: torch.distributions'
-            # argument checks are left out of it (train checks the parameters once instead)
-            validate = torch.distributions.Distribution._validate_args
-            torch.distributions.Distribution.set_default_validate_args(False)
-            try:
-                self._traced[size] = make_fx(minibatch_gradients(loss, self.max_grad_norm))(
-                    values, *batch, clip_range)
-            finally:
-                torch.distributions.Distribution.set_default_validate_args(validate)
+            self._traced[size] = self._trace_gradients(values, batch, clip_range)
         grads, loss_value, stats = self._run(f"gradients of {size}", self._traced[size],
                                              values, *batch, clip_range)
         for param, grad in zip(params, grads, strict=True):
             param.grad = grad
         self.policy.optimizer.step()
         return loss_value, stats
+
+    def _trace_gradients(self, values: tuple[torch.Tensor, ...], batch: list[torch.Tensor],
+                         clip_range: torch.Tensor) -> Callable:
+        """:func:`minibatch_gradients` for minibatches of ``batch``'s size, traced into one
+        graph of torch operations."""
+        loss = _Loss(self.policy, float(self.ent_coef), float(self.vf_coef),
+                     self.normalize_advantage and len(batch[0]) > 1)
+        # a traced graph holds no checks that read tensors' values: torch.distributions'
+        # argument checks are left out of it (train checks the parameters once instead)
+        validate = torch.distributions.Distribution._validate_args
+        torch.distributions.Distribution.set_default_validate_args(False)
+        try:
+            return make_fx(minibatch_gradients(loss, self.max_grad_norm))(values, *batch,
+                                                                           clip_range)
+        finally:
+            torch.distributions.Distribution.set_default_validate_args(validate)
 
     def _rollout_tensors(self) -> list[torch.Tensor]:
         """The rollout as SB3's buffer hands it out, as tensors: observations, actions, old

@@ -4,8 +4,9 @@
 # (repeat3), from scratch; phase 2 (PHASE=2 BEST=<arm>): the best phase-1 arm from the walking
 # start; the recipe at length (PHASE=length RECIPE=<arm>, or <arm>-from-start): seeds 2-4,
 # 20M steps. Otherwise seeds 0-1, 5M PPO steps per run. JOBS runs at once (default 2). A run
-# whose record is committed under records/ is skipped; an interrupted run resumes from its checkpoint in $RUNS
-# while that folder lasts (it does not outlive a session: start a run only with time to end it).
+# whose record is committed under records/ is skipped; an interrupted run resumes from its
+# checkpoint in $RUNS while that folder lasts (it does not outlive a session: start a run only
+# with time to end it).
 set -uo pipefail
 export HERE=${HERE:-docs/results/hardcore} RUNS=${RUNS:-runs/hardcore}
 [ "${PHASE:-1}" = length ] && default_steps=20000000 || default_steps=5000000

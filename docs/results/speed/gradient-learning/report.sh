@@ -11,5 +11,5 @@ for variant in compiled eager; do
       "$both/$optimizer-$variant"
   done
 done
-fop-rl report runs/gradient-learning/both --baseline momentum-eager --baseline fop-momentum-eager \
-  --out "$out/report"
+fop-rl report runs/gradient-learning/both --baseline momentum-eager \
+  --baseline fop-momentum-eager --out "$out/report"
