@@ -10,6 +10,8 @@ Time is the thread's CPU time (torch runs on this one thread): time spent waitin
 that other jobs hold does not count, so the ratios hold on a busy machine.
 
     python benchmarks/optimizer_step.py [--repeats 7] [--steps 200] [--widths 64 2] [--no-mlp]
+
+FOP's variants are timed twice, with its C++ step (where it applies) and from Python.
 """
 
 from __future__ import annotations
@@ -26,16 +28,27 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from fop_rl.optim import FOP
 
+
+def _fop(native: bool = True, groups: bool = False, **options) -> Callable:
+    """FOP with the walker's tuned scale of settings; ``groups``: every other tensor in a second
+    param group whose P is not capped (the policy cap's two pools)."""
+    def make(ps: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        params = [{"params": ps[::2]}, {"params": ps[1::2], "max_eigenvalue": None}] if groups \
+            else ps
+        return FOP(params, lr=1e-3, momentum=0.9, hyper_lr=1e-4, native=native, **options)
+    return make
+
+
+# FOP's variants, each also with its calls made from Python (FOP's C++ step off): "-python"
+VARIANTS: dict[str, dict] = {
+    "full": {}, "lowrank": {"structure": "lowrank"}, "flat": {"side": "flat"},
+    "cap": {"max_eigenvalue": 10.0}, "pcap": {"max_eigenvalue": 10.0, "groups": True},
+    "hnorm": {"hyper_normalize": True}, "gamma": {"target_norm": 4.0}, "kron": {"side": "both"},
+    "adam": {"base": "adam"},
+}
 OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]] = {
-    "fop-full": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4),
-    # the same step with its calls made from Python (FOP's C++ step off)
-    "fop-full-python": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, native=False),
-    "fop-lowrank": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, structure="lowrank"),
-    "fop-flat": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, side="flat"),
-    "fop-cap": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, max_eigenvalue=10.0),
-    "fop-hnorm": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, hyper_normalize=True),
-    "fop-gamma": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, target_norm=4.0),
-    "fop-kron": lambda ps: FOP(ps, lr=1e-3, momentum=0.9, hyper_lr=1e-4, side="both"),
+    **{f"fop-{name}{suffix}": _fop(native, **options) for name, options in VARIANTS.items()
+       for suffix, native in (("", True), ("-python", False))},
     "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
     "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
     # what the optimizer names momentum and adam run (fop_rl.optimizers)
@@ -100,14 +113,13 @@ def main() -> None:
         print(f"\n{label}: median step time")
         for name, ts in times.items():
             print(f"  {name:14s} {statistics.median(ts) * 1e6:10.1f} us")
-        for fop in ("fop-full", "fop-full-python", "fop-lowrank"):
-            for base in ("adam", "sgd-momentum", "adam-fused", "sgd-momentum-fused"):
-                ratios = [f / b for f, b in zip(times[fop], times[base], strict=True)]
-                print(f"  {fop}/{base}: median {statistics.median(ratios):.2f}x "
-                      f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
-        for variant in [n for n in OPTIMIZERS if n.startswith("fop-") and n != "fop-full"]:
-            ratios = [v / f for v, f in zip(times[variant], times["fop-full"], strict=True)]
-            print(f"  {variant}/fop-full: median {statistics.median(ratios):.2f}x "
+        pairs = [(fop, base) for fop in ("fop-full", "fop-full-python", "fop-lowrank")
+                 for base in ("adam", "sgd-momentum", "adam-fused", "sgd-momentum-fused")]
+        pairs += [(f"fop-{n}", f"fop-{n}-python") for n in VARIANTS]  # C++ step against Python
+        pairs += [(f"fop-{n}", "fop-full") for n in VARIANTS if n != "full"]
+        for a, b in pairs:
+            ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
+            print(f"  {a}/{b}: median {statistics.median(ratios):.2f}x "
                   f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 

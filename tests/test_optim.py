@@ -196,20 +196,21 @@ SGD_OPTIONS = {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}
      ({"structure": "scalar"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
      ({"side": "output", "base_kwargs": SGD_OPTIONS},
       lambda ps: torch.optim.SGD(ps, lr=0.05, fused=True, **SGD_OPTIONS)),
-     ({"structure": "diagonal", "base": "adam"}, lambda ps: torch.optim.Adam(ps, lr=0.05)),
+     ({"structure": "diagonal", "base": "adam"},
+      lambda ps: torch.optim.Adam(ps, lr=0.05, fused=True)),
      ({"side": "flat"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
      ({"max_eigenvalue": 2.0, "hyper_normalize": True},
       lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True)),
      ({"side": "both"}, lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, fused=True))],
 )
 def test_zero_hyper_lr_equals_base_optimizer(options, torch_opt):
-    """With M fixed at I, FOP is its base optimizer, bit for bit (an SGD base runs the kernel of
-    torch's fused SGD, which agrees with torch's default SGD to rounding)."""
+    """With M fixed at I, FOP is its base optimizer, bit for bit (an SGD or Adam base runs the
+    kernel of torch's fused SGD or Adam, which agrees with torch's default to rounding)."""
     a, b, c = make_mlp(), make_mlp(), make_mlp()
     train(a, FOP(a.parameters(), lr=0.05, momentum=0.9, hyper_lr=0.0, **options), 20)
     train(b, torch_opt(b.parameters()), 20)
     sgd_options = {"momentum": 0.9, **options.get("base_kwargs", {})}
-    train(c, torch_opt(c.parameters()) if options.get("base") == "adam" else
+    train(c, torch.optim.Adam(c.parameters(), lr=0.05) if options.get("base") == "adam" else
           torch.optim.SGD(c.parameters(), lr=0.05, **sgd_options), 20)
     for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
@@ -673,8 +674,13 @@ def _train_native_and_python(**options) -> tuple[list, list]:
     """Two FOPs from the same net on the same gradients, C++ step and Python step, with a
     non-finite gradient at the fifth step."""
     nets = [make_mlp(), make_mlp()]
-    opts = [FOP(net.parameters(), lr=0.05, hyper_lr=1e-2, native=native, **options)
-            for net, native in zip(nets, (True, False), strict=True)]
+    if options.pop("groups", False):  # the first layer capped, the second not
+        params = [lambda net: [{"params": net[0].parameters(), "max_eigenvalue": 1.1},
+                               {"params": net[2].parameters()}]] * 2
+    else:
+        params = [lambda net: net.parameters()] * 2
+    opts = [FOP(make(net), lr=0.05, hyper_lr=1e-2, native=native, **options)
+            for net, native, make in zip(nets, (True, False), params, strict=True)]
     for net, opt in zip(nets, opts, strict=True):
         train(net, opt, 4)
         opt.zero_grad()
@@ -685,16 +691,26 @@ def _train_native_and_python(**options) -> tuple[list, list]:
     return nets, opts
 
 
-@pytest.mark.parametrize("options", [{}, {"max_full_dim": 7},
-                                     {"rank": 2, "nesterov": True, "weight_decay": 1e-3}])
+@pytest.mark.parametrize("options", [
+    {}, {"max_full_dim": 7}, {"rank": 2, "nesterov": True, "weight_decay": 1e-3},
+    {"max_eigenvalue": 1.2}, {"hyper_normalize": True, "max_full_dim": 7},
+    {"side": "both"}, {"side": "both", "max_full_dim": 7, "max_eigenvalue": 1.5},
+    {"base": "adam", "weight_decay": 1e-3}, {"base": "adam", "hyper_normalize": True,
+                                              "max_eigenvalue": 3.0, "rank": 2},
+    {"groups": True}])
 def test_native_step_is_the_python_step(options):
     """FOP's C++ step (fop_rl/optim/native.py) makes the Python step's calls: the same bits,
-    for full, mixed and low-rank buckets, with the non-finite step skipped alike."""
+    for full, mixed and low-rank buckets, Kronecker factors, the eigenvalue cap,
+    hyper_normalize, the Adam base and pools of two param groups (the policy cap: one group
+    capped), with the non-finite step skipped alike."""
     nets, opts = _train_native_and_python(**options)
-    assert opts[0]._pools[0].native is not None and opts[1]._pools[0].native is None
+    assert all(pool.native is not None for pool in opts[0]._pools)
+    assert all(pool.native is None for pool in opts[1]._pools)
     assert _same(list(nets[0].parameters()), list(nets[1].parameters()))
     assert _same(opts[0].state_dict()["state"], opts[1].state_dict()["state"])
     assert [d.nonfinite_skips for d in opts[0].diagnostics()] == [1, 0, 0, 0]
+    if options.get("max_eigenvalue") is not None:  # the cap bit
+        assert max(d.eig_max for d in opts[0].diagnostics()) <= options["max_eigenvalue"] + 1e-5
 
 
 def test_native_step_without_a_compiler_steps_from_python(tmp_path):

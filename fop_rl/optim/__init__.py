@@ -105,9 +105,9 @@ when preconditioning G_{t-1}, is kept for the next hypergradient; M is stored as
 M^T so that wide products read memory in order. Everything lives in ``self.state[p]`` (as
 views into those buffers), so ``state_dict()``/``load_state_dict()`` carry it. The base
 optimizer is a real torch optimizer sharing this optimizer's ``param_groups`` and keeping its
-state inside ``self.state[p]``; an SGD base is stepped in one call of the kernel of
-``torch.optim.SGD(fused=True)`` (bit for bit its update), any other base sees D in ``p.grad``
-during its ``step()``.
+state inside ``self.state[p]``; an SGD or Adam base is stepped in one call of the kernel of
+``torch.optim.SGD(fused=True)`` or ``torch.optim.Adam(fused=True)`` (bit for bit its update),
+any other base sees D in ``p.grad`` during its ``step()``.
 
 The variants' numbers per tensor (norms, eigenvalue bounds, rescalings) live in one vector per
 pool, so their arithmetic is one call for all tensors; buckets write into and read from (B, 1, 1)

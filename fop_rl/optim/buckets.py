@@ -53,6 +53,16 @@ class Bucket:
         if self.gram:
             self.C, self.S = (self.M.new_empty(self.size, d, d) for _ in range(2))
 
+    def native_views(self) -> dict[str, Tensor]:
+        """The views the C++ step (native_step.cpp) works on, by its names for them."""
+        views = {"R0": self.R[0], "R1": self.R[1], "X0": self.X[0], "X1": self.X[1],
+                 "M": self.M, "H": self.H, "D": self.D}
+        return views | ({"C": self.C, "S": self.S} if self.gram else {})
+
+    def native_flags(self) -> list[str]:
+        """Which math of :meth:`hypergradient` and :meth:`precondition` the C++ step makes."""
+        return ["lowrank"] * (self.layout.structure == "lowrank") + ["gram"] * self.gram
+
     def _times_m(self, slot: int) -> Tensor:
         """X = R M for the rows in ``slot``, into that slot of X."""
         return torch.bmm(self.R[slot], self.M, out=self.X[slot])
@@ -169,6 +179,15 @@ class KroneckerBucket(Bucket):
         self.K, self.KA, self.HT, self.HAT = self.M.mT, self.A.mT, self.H.mT, self.HA.mT
         self.Y = [torch.empty_like(rows[0]) for _ in range(2)]
         self.Z = [torch.empty_like(rows[0]) for _ in range(2)]
+
+    def native_views(self) -> dict[str, Tensor]:
+        return {"R0": self.R[0], "R1": self.R[1], "Y0": self.Y[0], "Y1": self.Y[1],
+                "Z0": self.Z[0], "Z1": self.Z[1], "M": self.M, "H": self.H, "A": self.A,
+                "HA": self.HA, "D": self.D}
+
+    def native_flags(self) -> list[str]:
+        return (["kronecker"] + ["lowrank"] * (self.layout.structure == "lowrank")
+                + ["lowrank_out"] * (self.layout.outer.structure == "lowrank"))
 
     def _right(self, X: Tensor, out: Tensor) -> Tensor:
         """X P_in into ``out``."""

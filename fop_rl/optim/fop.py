@@ -60,8 +60,9 @@ class FOP(torch.optim.Optimizer):
         hyper_normalize: divide each tensor's hypergradient by
             :math:`\|G_t\|\,\|G_{t-1}\|`, so the hyper-step follows the cosine of successive
             gradients, not their size.
-        native: make the step's torch calls from C++ where they are the common path's (full or
-            low-rank P, Adam learning M, the SGD base, no variant): the same operations and
+        native: make the step's torch calls from C++ where P is full or low rank (on one side or
+            both), Adam learns M and torch's SGD or Adam is the base (with the eigenvalue cap
+            and hyper_normalize, not FOP-norm or the target norm): the same operations and
             results, about half the step's time on small layers (:mod:`fop_rl.optim.native`;
             built at the first step, where a C++ compiler and ninja are available).
         base: ``"sgd"``, ``"adam"`` or a torch optimizer class, stepped with :math:`D` as gradient.
@@ -186,19 +187,28 @@ class FOP(torch.optim.Optimizer):
             d = state["fop_M"].shape[0]
             state["fop_power_v"] = state["fop_M"].new_full((d, 1), 1.0 / math.sqrt(d))
 
-    def _fuses_base(self, group: Mapping[str, Any]) -> bool:
-        """Whether the pools of ``group`` step the base themselves: torch SGD, not
-        differentiable (its fused kernel does the rest of its options)."""
-        return type(self._base) is torch.optim.SGD and not group["differentiable"]
+    def _pool_base(self, group: Mapping[str, Any]) -> str | None:
+        """Which base the pools of ``group`` step themselves by its fused kernel: torch SGD, or
+        torch Adam without amsgrad or decoupled weight decay; neither where the group is
+        differentiable or has a tensor learning rate. None: FOP steps its base optimizer."""
+        if group["differentiable"] or isinstance(group["lr"], Tensor):
+            return None
+        if type(self._base) is torch.optim.SGD:
+            return "sgd"
+        if (type(self._base) is torch.optim.Adam and not group["amsgrad"]
+                and not group["decoupled_weight_decay"]
+                and not any(isinstance(b, Tensor) for b in group["betas"])):
+            return "adam"
+        return None
 
     def _prepare(self) -> tuple[list[Pool], list[Tensor]]:
         """Pools of the preconditioned tensors that have a gradient, and the other tensors.
 
-        Rebuilt only when the set of tensors with a gradient changes, or whether the base can
-        be fused (``load_state_dict`` and ``add_param_group`` start afresh).
+        Rebuilt only when the set of tensors with a gradient changes, or which base the pools
+        step (``load_state_dict`` and ``add_param_group`` start afresh).
         """
-        fused = [self._fuses_base(group) for group in self.param_groups]
-        key = (*fused, *(p.grad is not None for group in self.param_groups
+        bases = [self._pool_base(group) for group in self.param_groups]
+        key = (*bases, *(p.grad is not None for group in self.param_groups
                          for p in group["params"]))
         if key == self._pool_key:
             return self._pools, self._plain
@@ -231,7 +241,7 @@ class FOP(torch.optim.Optimizer):
         pools: dict[tuple, list[Bucket]] = {}
         for (pool, _), bucket in buckets.items():
             pools.setdefault(pool, []).append(bucket)
-        self._pools = [Pool(self.state, bs, self.param_groups[pool[0]], fused[pool[0]])
+        self._pools = [Pool(self.state, bs, self.param_groups[pool[0]], bases[pool[0]])
                        for pool, bs in pools.items()]
         self._pool_key = key
         return self._pools, self._plain
@@ -246,10 +256,7 @@ class FOP(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         pools, plain = self._prepare()
-        # the usual case, one pool and nothing else, in one C++ call where it applies
-        if (len(pools) == 1 and not plain and pools[0].group["native"]
-                and pools[0].takes_native() and (ext := native_extension()) is not None
-                and pools[0].step_native(ext) is not None):
+        if self._step_native(pools, plain):
             return loss
         for pool in pools:
             pool.gather()
@@ -266,18 +273,37 @@ class FOP(torch.optim.Optimizer):
             pool.remember()
         return loss
 
+    def _step_native(self, pools: list[Pool], plain: list[Tensor]) -> bool:
+        """The step with its calls made from C++, where every pool takes it and nothing else
+        is stepped: one call for a pool alone; with several, their hypergradients, the check
+        over all of them, then their updates. False, having done nothing, where it does not
+        apply."""
+        if plain or not pools or not all(p.group["native"] and p.takes_native() for p in pools):
+            return False
+        extension = native_extension()
+        if extension is None or not all(pool.native_ready(extension) for pool in pools):
+            return False
+        if len(pools) == 1:
+            pools[0].step_native()
+            return True
+        hypergrads: list[Tensor | None] = [pool.hypergradients_native() for pool in pools]
+        if self._all_finite(pools, hypergrads, plain):
+            for pool in pools:
+                pool.update_native()
+        return True
+
     def _step_base(self, pools: list[Pool], plain: list[Tensor]) -> None:
-        """The base optimizer's step with D as gradient: fused pools do their own, torch the rest
-        (p.grad holds D meanwhile, then the raw gradient again)."""
+        """The base optimizer's step with D as gradient: pools with a ``base`` do their own,
+        torch the rest (p.grad holds D meanwhile, then the raw gradient again)."""
         for pool in pools:
-            if pool.fused:
+            if pool.base is not None:
                 pool.base_step()
-        if not plain and all(pool.fused for pool in pools):
+        if not plain and all(pool.base is not None for pool in pools):
             return
         raw = [(p, p.grad) for pool in pools for p in pool.params]
         for pool in pools:
             for p, D in zip(pool.params, pool.D_params, strict=True):
-                p.grad = None if pool.fused else D
+                p.grad = None if pool.base is not None else D
         try:
             self._base.step()
         finally:

@@ -1,10 +1,11 @@
 """FOP's step with its calls made from C++: the same torch operations on the same buffers.
 
 On the small layers of RL policies about half of FOP's step is the cost of calling torch from
-Python, not arithmetic (benchmarks/optimizer_step.py --widths 64 2). :class:`Pool`'s step for the
-common path (full and low-rank buckets, Adam hyper-optimizer, torch SGD as the base, no variant)
-is here written once more as the same sequence of ATen calls in C++, which FOP runs where it
-applies: the results are bitwise the same (tested). The extension is built with torch's JIT
+Python, not arithmetic (benchmarks/optimizer_step.py --widths 64 2). :class:`Pool`'s step where P
+is full or low rank (on one side, or both: Kronecker), Adam learns M and torch's SGD or Adam is
+the base, with the eigenvalue cap and hyper_normalize where asked, is here written once more as
+the same sequence of ATen calls in C++, which FOP runs where it applies: the results are bitwise
+the same (tested). The extension is built with torch's JIT
 (``torch.utils.cpp_extension``: a C++ compiler and ninja, at the first step of the first FOP in a
 process; torch caches the build on disk, about a minute the first time on a machine). Where it
 cannot be built, FOP steps from Python after a one-line note.

@@ -13,6 +13,8 @@ from fop_rl.optim.structures import schedule, target_scale
 
 _HYPER_BETAS = (0.9, 0.999)  # torch.optim.Adam defaults
 _HYPER_EPS = 1e-8
+# the state a pool keeps for the base it steps itself: torch SGD's and torch Adam's, per tensor
+BASE_STATE = {"sgd": ("momentum_buffer",), "adam": ("step", "exp_avg", "exp_avg_sq")}
 
 
 class Pool:
@@ -25,12 +27,13 @@ class Pool:
     pool and spread over a flat buffer by ``repeat_interleave``. ``optimizer.state[p]`` holds
     views into the buffers, so ``state_dict()`` sees live values.
 
-    ``fused`` pools (base: torch SGD) step it themselves in one call of its fused kernel, with D
-    as the gradient, and keep its ``momentum_buffer`` in the state as torch SGD does.
+    A pool whose ``base`` is ``"sgd"`` or ``"adam"`` steps torch's SGD or Adam itself, in one
+    call of its fused kernel with D as the gradient, keeping the state that torch keeps
+    (:data:`BASE_STATE`) where torch keeps it; ``None``: FOP steps its base optimizer.
     """
 
-    def __init__(self, states: dict, buckets: list[Bucket], group: dict, fused: bool):
-        self.buckets, self.group, self.fused = buckets, group, fused
+    def __init__(self, states: dict, buckets: list[Bucket], group: dict, base: str | None):
+        self.buckets, self.group, self.base = buckets, group, base
         self.params = [p for b in buckets for p in b.params]
         self.states = [states[p] for p in self.params]
         self.layouts = [lay for b in buckets for lay in b.layouts]
@@ -81,10 +84,11 @@ class Pool:
         self.cache_key: tuple[int, int] | None = None
         self.native: Any = None  # the C++ Pool over these buffers, made at its first step
         self.fresh = False
-        # the base's momentum buffers (torch SGD's state), once the first step made them
-        self.velocity: list[Tensor] | None = None
-        if all("momentum_buffer" in s.get("base", {}) for s in self.states):
-            self.velocity = [s["base"]["momentum_buffer"] for s in self.states]
+        # the base's state by name, each a list over the tensors, once a first step made it
+        self.base_state: dict[str, list[Tensor]] | None = None
+        keys = BASE_STATE.get(base or "", ())
+        if keys and all(k in s.get("base", {}) for s in self.states for k in keys):
+            self.base_state = {k: [s["base"][k] for s in self.states] for k in keys}
 
     # --- layout of the flat buffers ----------------------------------------------------------
 
@@ -201,20 +205,39 @@ class Pool:
                 b.D.mul_(c)
 
     def base_step(self) -> None:
-        """torch.optim.SGD's update with D as gradient (v <- mu v + D; p <- p - lr v with its
-        other options), in one call of the kernel of torch.optim.SGD(fused=True)."""
-        g = self.group
-        first = g["momentum"] != 0 and self.velocity is None
-        if first:  # the kernel fills the buffers on the first step
-            self.velocity = [torch.empty_like(p) for p in self.params]
-            for s, v in zip(self.states, self.velocity, strict=True):
-                s.setdefault("base", {})["momentum_buffer"] = v
-        # the kernel walks every tensor in memory order: D must be laid out like p
+        """The base's update with D as gradient, in one call of the kernel of
+        ``torch.optim.SGD(fused=True)`` (v <- mu v + D; p <- p - lr v with its other options)
+        or ``torch.optim.Adam(fused=True)``."""
+        # the kernels walk every tensor in memory order: D must be laid out like p
         grads = [D.contiguous() for D in self.D_params] if self.transposed else self.D_params
-        torch._fused_sgd_(self.params, grads, self.velocity or [],
-                          weight_decay=g["weight_decay"], momentum=g["momentum"], lr=g["lr"],
-                          dampening=g["dampening"], nesterov=g["nesterov"],
-                          maximize=g["maximize"], is_first_step=first)
+        g = self.group
+        if self.base == "adam":
+            if self.base_state is None:  # as torch's fused Adam starts a tensor's state
+                self._keep_base_state(step=[p.new_zeros((), dtype=torch.float32)
+                                            for p in self.params],
+                                      exp_avg=[torch.zeros_like(p) for p in self.params],
+                                      exp_avg_sq=[torch.zeros_like(p) for p in self.params])
+            state = self.base_state
+            torch._foreach_add_(state["step"], 1)
+            torch._fused_adam_(self.params, grads, state["exp_avg"], state["exp_avg_sq"], [],
+                               state["step"], lr=g["lr"], beta1=g["betas"][0],
+                               beta2=g["betas"][1], weight_decay=g["weight_decay"], eps=g["eps"],
+                               amsgrad=False, maximize=g["maximize"])
+            return
+        first = g["momentum"] != 0 and self.base_state is None
+        if first:  # the kernel fills the buffers on the first step
+            self._keep_base_state(momentum_buffer=[torch.empty_like(p) for p in self.params])
+        velocity = self.base_state["momentum_buffer"] if self.base_state else []
+        torch._fused_sgd_(self.params, grads, velocity, weight_decay=g["weight_decay"],
+                          momentum=g["momentum"], lr=g["lr"], dampening=g["dampening"],
+                          nesterov=g["nesterov"], maximize=g["maximize"], is_first_step=first)
+
+    def _keep_base_state(self, **lists: list[Tensor]) -> None:
+        """The base's new state, in torch's place for it (``state[p]["base"]``)."""
+        self.base_state = lists
+        for key, tensors in lists.items():
+            for s, t in zip(self.states, tensors, strict=True):
+                s.setdefault("base", {})[key] = t
 
     def remember(self) -> None:
         """This step's gradients become the previous ones (the buffers swap), with their lr."""
@@ -229,41 +252,90 @@ class Pool:
     # --- the same step with its calls made from C++ (native.py) ------------------------------
 
     def takes_native(self) -> bool:
-        """Whether :meth:`step_native` applies: full and low-rank buckets on one side, Adam
-        learning M, torch SGD as the base with its momentum buffers made, no variant, and a
-        previous gradient."""
+        """Whether the C++ step applies: full and low-rank buckets on one side or both, Adam
+        learning M, torch SGD or Adam as the base with its state made, neither FOP-norm nor the
+        target norm, and a previous gradient."""
         g = self.group
-        return (self.fused and self.started and self.velocity is not None
+        return (self.base is not None and self.started and self.base_state is not None
                 and not self.transposed and g["hyper_optimizer"] == "adam"
-                and not (g["normalize"] or g["hyper_normalize"])
-                and g["max_eigenvalue"] is None and g["target_norm"] is None
-                and all(b.layout.stores_transpose and b.layout.outer is None
-                        for b in self.buckets))
+                and not g["normalize"] and g["target_norm"] is None
+                and all(lay.stores_transpose for b in self.buckets
+                        for _, lay in b.layout.factors()))
 
-    def step_native(self, extension) -> bool | None:
-        """FOP's whole step for this pool (gather to remember) in one call of the C++ Pool;
-        None, having done nothing, where the Python step must run instead (M or the previous
-        gradient edited since the last step: it recomputes what they change)."""
+    def native_ready(self, extension: Any) -> bool:
+        """Whether the C++ step can run now, its Pool made at the first time: not where M or
+        the previous gradient were edited since the last step (the Python step recomputes what
+        they change)."""
         if self.cache_key != self._versions():
-            return None
+            return False
         if self.native is None:
-            tensors = [[*b.R, *b.X, b.M, b.K, b.HT, b.D, *((b.C, b.S) if b.gram else ())]
-                       for b in self.buckets]
-            self.native = extension.Pool(
-                tensors, [b.gram for b in self.buckets],
-                [b.layout.structure == "lowrank" for b in self.buckets], *self.grad_slots,
-                self.checked, self.params, self.D_params, self.velocity, self.M, self.H,
-                self.exp_avg, self.exp_avg_sq, self.step_count, *_HYPER_BETAS, _HYPER_EPS)
+            self.native = self._native_pool(extension)
+        return True
+
+    def _native_pool(self, extension: Any) -> Any:
+        """The C++ Pool over this pool's buffers and views, named as native_step.cpp reads them."""
+        views, lists = [b.native_views() for b in self.buckets], {
+            "slots0": self.grad_slots[0], "slots1": self.grad_slots[1], "checked": self.checked,
+            "params": self.params, "D_params": self.D_params, **self.base_state}
+        tensors = {"M": self.M, "H": self.H, "exp_avg": self.exp_avg,
+                   "exp_avg_sq": self.exp_avg_sq, "step_count": self.step_count}
+        if self.group["hyper_normalize"]:
+            tensors |= {"norm0": self.grad_norms[0][0], "norm1": self.grad_norms[1][0],
+                        "norm_product": self.norm_product}
+            for named, n0, n1, product in zip(views, self.grad_norms[0][1],
+                                              self.grad_norms[1][1], self.norm_product_views,
+                                              strict=True):
+                named |= {"norm0": n0, "norm1": n1, "norm_product": product}
+        if self.group["max_eigenvalue"] is not None:
+            (cols, col_views), (rows, row_views) = self.bounds
+            tensors |= {"abs_M": self.abs_M, "cols": cols, "rows": rows,
+                        "cap_room": self.cap_room}
+            for named, abs_b, col_b, row_b in zip(views, self.abs_views, col_views, row_views,
+                                                  strict=True):
+                for f, pieces in enumerate(zip(abs_b, col_b, row_b, strict=True)):
+                    named |= dict(zip((f"abs{f}", f"col{f}", f"row{f}"), pieces, strict=True))
+        numbers = {"beta1": _HYPER_BETAS[0], "beta2": _HYPER_BETAS[1], "eps": _HYPER_EPS,
+                   "tiny": torch.finfo(self.M.dtype).tiny}
+        return extension.Pool(views, [b.native_flags() for b in self.buckets], lists, tensors,
+                              self.base, numbers)
+
+    def _native_base(self) -> dict[str, float]:
+        """The base's options for this step, as numbers, by the names native_step.cpp reads."""
         g = self.group
+        keys = (("lr", "weight_decay", "eps") if self.base == "adam" else
+                ("lr", "weight_decay", "momentum", "dampening", "nesterov"))
+        options = {k: float(g[k]) for k in (*keys, "maximize")}
+        if self.base == "adam":
+            options["beta1"], options["beta2"] = (float(b) for b in g["betas"])
+        return options
+
+    def step_native(self) -> bool:
+        """FOP's whole step for this pool alone (gather to remember) in one call of the C++
+        Pool; False, having learned and stepped nothing, where a gradient or hypergradient is
+        not finite."""
         if not self.native.step([p.grad for p in self.params], self.cur,
-                                self.states[0]["fop_prev_lr"], g["hyper_lr"], g["lr"],
-                                g["momentum"], g["dampening"], g["weight_decay"],
-                                g["nesterov"], g["maximize"]):
+                                self.states[0]["fop_prev_lr"], self.group["hyper_lr"],
+                                self._native_base()):
             self.count_nonfinite(self.H)
             return False
+        self._finish_native()
+        return True
+
+    def hypergradients_native(self) -> Tensor:
+        """:meth:`gather` and :meth:`hypergradients` from C++: H, for FOP's finiteness check
+        over all pools."""
+        self.native.hypergradients([p.grad for p in self.params], self.cur,
+                                   self.states[0]["fop_prev_lr"])
+        return self.H
+
+    def update_native(self) -> None:
+        """:meth:`learn`, :meth:`precondition` and :meth:`base_step` from C++."""
+        self.native.update(self.cur, self.group["hyper_lr"], self._native_base())
+        self._finish_native()
+
+    def _finish_native(self) -> None:
         self._count_hyper_step()
         self.remember()
-        return True
 
     def _count_hyper_step(self) -> None:
         self.hyper_step += 1
