@@ -6,7 +6,9 @@ Per run: the last model's mean return over 50 episodes of BipedalWalkerHardcore-
 the area under its evaluation curve (the mean of its 10-episode evaluations), its best
 evaluation, the first step at which an evaluation reached 0, and its wall time. Per arm: the
 median over its seeds. The best arm by the design's rule: the highest primary score; within 10
-of each other, the higher area.
+of each other, the higher area. Phase 2 runs phase 1's best arm from the walking start
+(`<arm>-from-start`); once it is whole, the recipe is the best of the four arms by the same
+rule. The recipe's runs at length (`<recipe>-length`) are not part of the screen.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def fmt(value: float, spec: str = ".1f") -> str:
 
 def main() -> None:
     records = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "records"
-    arms = load(records)
+    arms = {arm: runs for arm, runs in load(records).items() if not arm.endswith("-length")}
     print("# The hard-terrain screen: runs and arms\n")
     print(f"From the records in `{records.name}/` (`python docs/results/hardcore/screen.py`). "
           "Returns are BipedalWalkerHardcore-v3's own (a fall -100, no scaling).\n")
@@ -77,13 +79,24 @@ def main() -> None:
     print("\n| arm | seeds | median last model | median area |\n|---|---|---|---|")
     for arm, (last, area) in medians.items():
         print(f"| {arm} | {len(arms[arm])} | {fmt(last)} | {fmt(area)} |")
-    whole = [a for a in PHASE_1 if set(arms.get(a, {})) >= set(SEEDS)]
-    if len(whole) == len(PHASE_1):
-        best = best_arm({arm: medians[arm] for arm in PHASE_1})
-        print(f"\n**Phase 1's best arm by the rule: `{best}`.**")
-    else:
+    if not whole(arms, PHASE_1):
         print(f"\nInterim: phase 1 holds {sum(len(arms.get(a, {})) for a in PHASE_1)} of "
               f"{len(PHASE_1) * len(SEEDS)} runs; no arm is read until all are in.")
+        return
+    best = best_arm({arm: medians[arm] for arm in PHASE_1})
+    print(f"\n**Phase 1's best arm by the rule: `{best}`.**")
+    screened = (*PHASE_1, f"{best}-from-start")
+    if not whole(arms, screened):
+        print(f"\nInterim: phase 2 (`{screened[-1]}`) holds {len(arms.get(screened[-1], {}))} of "
+              f"{len(SEEDS)} runs; the recipe is not read until both are in.")
+        return
+    recipe = best_arm({arm: medians[arm] for arm in screened})
+    print(f"\n**The recipe, the best of the four arms by the rule: `{recipe}`.**")
+
+
+def whole(arms: dict[str, dict[int, dict[str, float]]], names: tuple[str, ...]) -> bool:
+    """Whether every arm named holds every seed of the screen."""
+    return all(set(arms.get(name, {})) >= set(SEEDS) for name in names)
 
 
 if __name__ == "__main__":
