@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The screen's report from its committed records: screen.md (the design's table and rule) and
-# report/ (fop-rl report with the arms as labels: curves, steps to a return of 0, P(improvement)
-# against the zoo's settings as they are).
+# The screen's report from its committed records: screen.md (the design's table and rule),
+# length.md (the recipe at length) and report/ (fop-rl report with the arms as labels: curves,
+# steps to a return of 0, P(improvement) against the zoo's settings as they are).
 set -euo pipefail
 HERE=docs/results/hardcore
 python "$HERE/screen.py" "$HERE/records" > "$HERE/screen.md"
+python "$HERE/length.py" "$HERE/records" > "$HERE/length.md"
 view=$(mktemp -d)
 trap 'rm -rf "$view"' EXIT
 for run in "$HERE"/records/*/BipedalWalkerHardcore-v3/adam/seed-*; do

@@ -1,0 +1,71 @@
+"""The recipe at length (README.md: the design) from its committed run records.
+
+    python docs/results/hardcore/length.py [RECORDS] > docs/results/hardcore/length.md
+
+Per run (seeds 2-4 of `<recipe>-length`): the last model's mean return over 50 episodes of
+BipedalWalkerHardcore-v3, its best evaluation, the first steps at which an evaluation (10
+episodes) reached 0 and 100, with the hours to each at the run's own pace, against the zoo's
+PPO (0 at about 5.8M steps, 100 at about 38M, from its released training logs). The recipe
+walks if the median last model of its seeds is above 0 (the first bar); above 100 is the goal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from screen import HERE, fmt, load
+
+ZOO = {0: 5.8e6, 100: 38e6}  # rl-baselines3-zoo's PPO: steps to an evaluation of 0 and 100
+SEEDS = (2, 3, 4)
+
+
+def first_at(seed_dir: Path, level: float) -> float:
+    """The first step at which an evaluation's mean reached ``level`` (NaN: never)."""
+    with np.load(seed_dir / "evaluations.npz") as npz:
+        steps, means = npz["timesteps"], npz["results"].mean(axis=1)
+    reached = steps[means >= level]
+    return float(reached[0]) if reached.size else np.nan
+
+
+def steps_and_hours(step: float, total_steps: float, hours: float) -> str:
+    if not np.isfinite(step):
+        return "never"
+    return f"{step / 1e6:.1f}M ({hours * step / total_steps:.1f} h)"
+
+
+def main() -> None:
+    records = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "records"
+    arms = {arm: runs for arm, runs in load(records).items() if arm.endswith("-length")}
+    print("# The hard-terrain recipe at length\n")
+    print(f"From the records in `{records.name}/` (`python docs/results/hardcore/length.py`). "
+          "Returns are BipedalWalkerHardcore-v3's own (a fall -100, no scaling). The zoo's "
+          f"PPO: 0 at {ZOO[0] / 1e6:.1f}M steps, 100 at {ZOO[100] / 1e6:.0f}M.\n")
+    if not arms:
+        print("No run at length is recorded yet.")
+        return
+    print("| recipe | seed | steps | last model (50 ep.) | best evaluation | first evaluation "
+          ">= 0 at | >= 100 at | hours |\n|---|---|---|---|---|---|---|---|")
+    for arm, runs in arms.items():
+        for seed, s in sorted(runs.items()):
+            seed_dir = records / arm / "BipedalWalkerHardcore-v3" / "adam" / f"seed-{seed}"
+            to = {level: steps_and_hours(first_at(seed_dir, level), s["steps"], s["hours"])
+                  for level in ZOO}
+            print(f"| {arm} | {seed} | {s['steps'] / 1e6:.1f}M | {fmt(s['last'])} | "
+                  f"{fmt(s['best'])} | {to[0]} | {to[100]} | {fmt(s['hours'], '.2f')} |")
+    for arm, runs in arms.items():
+        median = float(np.median([s["last"] for s in runs.values()]))
+        if set(runs) >= set(SEEDS):
+            verdict = ("walks: the median last model is above 0" if median > 0 else
+                       "does not walk: the median last model is not above 0")
+            goal = " and above 100, the goal" if median > 100 else ""
+            print(f"\n**`{arm}`, {len(runs)} seeds: median last model {median:.1f}; "
+                  f"{verdict}{goal}.**")
+        else:
+            print(f"\nInterim: `{arm}` holds {len(runs)} of {len(SEEDS)} seeds (median last "
+                  f"model so far {median:.1f}); no verdict until all are in.")
+
+
+if __name__ == "__main__":
+    main()
