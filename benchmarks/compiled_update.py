@@ -11,7 +11,9 @@ The first compiled update, which compiles, is reported apart.
 
 Rollouts: two models with the same weights, each on its own EnvPool environments made with the
 same seed, collect rollouts of 8 x 512 steps in turns (``collect_rollouts``, as ``learn`` calls
-it); wall time, since EnvPool steps in its own threads.
+it); wall time, since EnvPool steps in its own thread, and CPU time apart: the main thread's
+(the policy, SB3's loop, the VecEnv wrappers) and the whole process's (with EnvPool's thread),
+which a busy machine does not inflate as it does wall time.
 
     python benchmarks/compiled_update.py [--repeats 9] [--optimizers momentum fop-momentum]
                                          [--updates-only]
@@ -43,17 +45,32 @@ def with_compile(cfg: dict, compile_: bool) -> dict:
     return {**cfg, "ppo": {**cfg["ppo"], "compile": compile_}}
 
 
-def rollout_seconds(model, callback) -> float:
-    start = time.perf_counter()
-    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
-    return time.perf_counter() - start
+CLOCKS = {"wall": time.perf_counter, "main thread CPU": time.thread_time,
+          "process CPU": time.process_time}
 
 
-def environment_seconds(env, steps: int) -> dict[str, float]:
-    """Wall seconds for ``steps`` steps of random actions through each layer of the training
-    VecEnv, from the outside in (SB3's VecNormalize and VecMonitor, our EnvPool adapter), and
-    through EnvPool's pool alone."""
-    actions = np.random.default_rng(0).uniform(-1, 1, (steps, *env.action_space.shape))
+def timed(fn, *args) -> dict[str, float]:
+    """Seconds of ``fn(*args)`` on each of :data:`CLOCKS`."""
+    start = {name: clock() for name, clock in CLOCKS.items()}
+    fn(*args)
+    return {name: clock() - start[name] for name, clock in CLOCKS.items()}
+
+
+def rollout_seconds(model, callback) -> dict[str, float]:
+    return timed(model.collect_rollouts, model.env, callback, model.rollout_buffer,
+                 model.n_steps)
+
+
+def steps(env, actions: np.ndarray) -> None:
+    for a in actions:
+        env.step(a)
+
+
+def environment_seconds(env, n_steps: int) -> dict[str, dict[str, float]]:
+    """Seconds (:data:`CLOCKS`) for ``n_steps`` steps of random actions through each layer of
+    the training VecEnv, from the outside in (SB3's VecNormalize, our training reward, SB3's
+    VecMonitor, our EnvPool adapter), and through EnvPool's pool alone."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (n_steps, *env.action_space.shape))
     actions = np.repeat(actions[:, None], env.num_envs, axis=1).astype(np.float32)
     layers = [env]
     while hasattr(layers[-1], "venv"):
@@ -61,15 +78,14 @@ def environment_seconds(env, steps: int) -> dict[str, float]:
     seconds = {}
     for layer in layers:
         layer.reset()
-        start = time.perf_counter()
-        for a in actions:
-            layer.step(a)
-        seconds[type(layer).__name__] = time.perf_counter() - start
-    start = time.perf_counter()
-    for a in actions:
-        layers[-1].pool.step(a)
-    seconds["EnvPool alone"] = time.perf_counter() - start
+        seconds[type(layer).__name__] = timed(steps, layer, actions)
+    seconds["EnvPool alone"] = timed(steps, layers[-1].pool, actions)
     return seconds
+
+
+def medians(runs: list[dict[str, float]]) -> str:
+    return ", ".join(f"{statistics.median(r[name] for r in runs):.3f} s {name}"
+                     for name in CLOCKS)
 
 
 def time_rollouts(repeats: int) -> None:
@@ -82,24 +98,26 @@ def time_rollouts(repeats: int) -> None:
         _, callbacks[key] = models[key]._setup_learn(10**9, None)
         callbacks[key].on_training_start(locals(), globals())
     models["compiled"].policy.load_state_dict(models["sb3"].policy.state_dict())
-    first = rollout_seconds(models["compiled"], callbacks["compiled"])
+    first = rollout_seconds(models["compiled"], callbacks["compiled"])["wall"]
     rollout_seconds(models["sb3"], callbacks["sb3"])
-    times: dict[str, list[float]] = {"sb3": [], "compiled": []}
+    times: dict[str, list[dict[str, float]]] = {"sb3": [], "compiled": []}
     for repeat in range(repeats):
         for key in (["sb3", "compiled"] if repeat % 2 == 0 else ["compiled", "sb3"]):
             times[key].append(rollout_seconds(models[key], callbacks[key]))
-    ratios = [a / b for a, b in zip(times["sb3"], times["compiled"], strict=True)]
     floors = [environment_seconds(models["sb3"].env, models["sb3"].n_steps)
               for _ in range(repeats)]
-    print("environment side of a rollout of 4,096 steps (random actions, no policy), through "
-          f"each layer (median of {repeats}): " + ", ".join(
-              f"{layer} {statistics.median(f[layer] for f in floors):.3f} s"
-              for layer in floors[0]))
-    print(f"rollouts: CompiledPPO's {statistics.median(ratios):.2f}x as fast as SB3's (median of "
-          f"{repeats}, min {min(ratios):.2f}, max {max(ratios):.2f}); SB3 "
-          f"{statistics.median(times['sb3']):.3f} s, compiled "
-          f"{statistics.median(times['compiled']):.3f} s wall per rollout of 4,096 steps; "
-          f"first compiled rollout (compiling) {first:.1f} s")
+    print(f"environment side of a rollout of 4,096 steps (random actions, no policy), through "
+          f"each layer (medians of {repeats}):")
+    for layer in floors[0]:
+        print(f"  {layer}: {medians([f[layer] for f in floors])}")
+    for clock in CLOCKS:
+        ratios = [a[clock] / b[clock] for a, b in zip(times["sb3"], times["compiled"],
+                                                      strict=True)]
+        print(f"rollouts, {clock}: CompiledPPO's {statistics.median(ratios):.2f}x as fast as "
+              f"SB3's (median of {repeats}, min {min(ratios):.2f}, max {max(ratios):.2f})")
+    for key in times:
+        print(f"  {key}: {medians(times[key])} per rollout of 4,096 steps")
+    print(f"first compiled rollout (compiling) {first:.1f} s wall")
 
 
 def main() -> None:
@@ -107,7 +125,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--optimizers", nargs="+", default=["momentum", "fop-momentum"])
     parser.add_argument("--updates-only", action="store_true",
-                        help="skip the rollouts (timed in wall seconds: they need an idle machine)")
+                        help="skip the rollouts")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.updates_only:

@@ -7,7 +7,12 @@ vectorised environments and VecNormalize. cProfile adds a cost to every Python c
 Python-heavy parts read a little larger than they are; the shares, not the seconds, are the
 point.
 
-    python benchmarks/rollout_profile.py [--terrain hardcore-25] [--rollouts 2]
+``--split``: no profiler; the main thread's CPU time per rollout measured around the policy's
+call, the VecEnv's step (every wrapper, down to EnvPool's Python side; EnvPool steps in its own
+thread) and the buffer's writes, with the process's CPU time (EnvPool's thread included) beside
+it: what each part costs inside the loop, where it runs with caches that the other parts used.
+
+    python benchmarks/rollout_profile.py [--terrain hardcore-25] [--rollouts 2] [--split]
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import time
+from collections.abc import Callable
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
@@ -51,6 +58,8 @@ def main() -> None:
     parser.add_argument("--terrain", help="a terrain walker preset (default: the plain walker "
                         "on EnvPool)")
     parser.add_argument("--rollouts", type=int, default=2)
+    parser.add_argument("--split", action="store_true",
+                        help="CPU time per part inside the loop, no profiler")
     args = parser.parse_args()
     torch.set_num_threads(1)
     overrides = [] if args.terrain is None else [f"env.terrain={args.terrain}"]
@@ -60,6 +69,9 @@ def main() -> None:
     _, callback = model._setup_learn(10**9, _Continue())
     callback.on_training_start(locals(), globals())
     model.collect_rollouts(env, callback, model.rollout_buffer, model.n_steps)
+    if args.split:
+        split(model, env, callback, args.rollouts)
+        return
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(args.rollouts):
@@ -105,6 +117,33 @@ def main() -> None:
         else:
             seconds = cum(fragment, name)
         print(f"  {part:52s} {seconds:6.2f} s  {100 * seconds / total:5.1f}%")
+
+
+def split(model, env, callback, rollouts: int) -> None:
+    """Main-thread CPU seconds per rollout in the policy, the VecEnv and the buffer."""
+    parts = {"policy call": 0.0, "VecEnv step (main thread)": 0.0, "buffer writes": 0.0}
+
+    def timing(part: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                parts[part] += time.thread_time() - start
+        return timed
+
+    model._run = timing("policy call", model._run)  # CompiledPPO's compiled forward
+    env.step = timing("VecEnv step (main thread)", env.step)
+    model.rollout_buffer.add = timing("buffer writes", model.rollout_buffer.add)
+    main, process = time.thread_time(), time.process_time()
+    for _ in range(rollouts):
+        model.collect_rollouts(env, callback, model.rollout_buffer, model.n_steps)
+    main, process = time.thread_time() - main, time.process_time() - process
+    print(f"per rollout of {model.n_steps * env.num_envs} steps ({rollouts} rollouts): "
+          f"process CPU {process / rollouts:.3f} s, main thread {main / rollouts:.3f} s")
+    for part, seconds in parts.items():
+        print(f"  {part:28s} {seconds / rollouts:.3f} s")
+    print(f"  {'the rest of the loop':28s} {(main - sum(parts.values())) / rollouts:.3f} s")
 
 
 if __name__ == "__main__":
