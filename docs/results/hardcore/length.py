@@ -7,10 +7,14 @@ BipedalWalkerHardcore-v3, its best evaluation, the first steps at which an evalu
 episodes) reached 0 and 100, with the hours to each at the run's own pace, against the zoo's
 PPO (0 at about 5.8M steps, 100 at about 38M, from its released training logs). The recipe
 walks if the median last model of its seeds is above 0 (the first bar); above 100 is the goal.
+If it walks, the optimizers' comparison runs at the budget where the recipe first passes 0: the
+first evaluation step at which the median over the seeds of the evaluations' means reaches 0,
+rounded up to the next million steps.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -27,6 +31,20 @@ def first_at(seed_dir: Path, level: float) -> float:
         steps, means = npz["timesteps"], npz["results"].mean(axis=1)
     reached = steps[means >= level]
     return float(reached[0]) if reached.size else np.nan
+
+
+def comparison_budget(seed_dirs: list[Path]) -> float:
+    """The first step at which the seeds' median evaluation reached 0, rounded up to the next
+    million (NaN: never), over the steps every seed evaluated at."""
+    curves = []
+    for seed_dir in seed_dirs:
+        with np.load(seed_dir / "evaluations.npz") as npz:
+            curves.append(dict(zip(npz["timesteps"].tolist(),
+                                   npz["results"].mean(axis=1).tolist(), strict=True)))
+    for step in sorted(set.intersection(*(set(c) for c in curves))):
+        if np.median([c[step] for c in curves]) >= 0:
+            return float(math.ceil(step / 1e6) * 1e6)
+    return np.nan
 
 
 def steps_and_hours(step: float, total_steps: float, hours: float) -> str:
@@ -62,6 +80,12 @@ def main() -> None:
             goal = " and above 100, the goal" if median > 100 else ""
             print(f"\n**`{arm}`, {len(runs)} seeds: median last model {median:.1f}; "
                   f"{verdict}{goal}.**")
+            if median > 0:
+                budget = comparison_budget([records / arm / "BipedalWalkerHardcore-v3" / "adam"
+                                            / f"seed-{seed}" for seed in sorted(runs)])
+                print(f"\nThe optimizers' comparison budget: {budget / 1e6:.0f}M steps "
+                      f"(`PHASE=compare RECIPE={arm.removesuffix('-length')} "
+                      f"STEPS={budget:.0f} bash docs/results/hardcore/screen.sh`).")
         else:
             print(f"\nInterim: `{arm}` holds {len(runs)} of {len(SEEDS)} seeds (median last "
                   f"model so far {median:.1f}); no verdict until all are in.")

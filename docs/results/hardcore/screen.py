@@ -8,7 +8,8 @@ evaluation, the first step at which an evaluation reached 0, and its wall time. 
 median over its seeds. The best arm by the design's rule: the highest primary score; within 10
 of each other, the higher area. Phase 2 runs phase 1's best arm from the walking start
 (`<arm>-from-start`); once it is whole, the recipe is the best of the four arms by the same
-rule. The recipe's runs at length (`<recipe>-length`) are not part of the screen.
+rule. The recipe's runs at length (`<recipe>-length`) and the optimizers compared with it
+(`<recipe>-compare`) are not part of the screen.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def fmt(value: float, spec: str = ".1f") -> str:
 
 def main() -> None:
     records = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "records"
-    arms = {arm: runs for arm, runs in load(records).items() if not arm.endswith("-length")}
+    arms = {arm: runs for arm, runs in load(records).items()
+            if not arm.endswith(("-length", "-compare"))}
     print("# The hard-terrain screen: runs and arms\n")
     print(f"From the records in `{records.name}/` (`python docs/results/hardcore/screen.py`). "
           "Returns are BipedalWalkerHardcore-v3's own (a fall -100, no scaling).\n")
