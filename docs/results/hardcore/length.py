@@ -2,6 +2,8 @@
 
     python docs/results/hardcore/length.py [RECORDS] > docs/results/hardcore/length.md
 
+and ``length.png`` beside the records: each seed's evaluation curve against the zoo's marks.
+
 Per run (seeds 2-4 of `<recipe>-length`): the last model's mean return over 50 episodes of
 BipedalWalkerHardcore-v3, its best evaluation, the first steps at which an evaluation (10
 episodes) reached 0 and 100, with the hours to each at the run's own pace, against the zoo's
@@ -18,7 +20,11 @@ import math
 import sys
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the headless backend
 from screen import HERE, fmt, load
 
 ZOO = {0: 5.8e6, 100: 38e6}  # rl-baselines3-zoo's PPO: steps to an evaluation of 0 and 100
@@ -47,6 +53,24 @@ def comparison_budget(seed_dirs: list[Path]) -> float:
     return np.nan
 
 
+def plot(seed_dirs: dict[str, Path], out: Path) -> None:
+    """Each run's evaluation means over steps, with the zoo's PPO's steps to 0 and to 100."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, seed_dir in seed_dirs.items():
+        with np.load(seed_dir / "evaluations.npz") as npz:
+            ax.plot(npz["timesteps"] / 1e6, npz["results"].mean(axis=1), label=label, lw=1)
+    for level, steps in ZOO.items():
+        ax.axhline(level, color="grey", lw=0.5, ls=":")
+        ax.plot([steps / 1e6], [level], "k*", ms=10)
+    ax.plot([], [], "k*", label="the zoo's PPO reaches 0, 100")
+    ax.set(xlabel="PPO steps (millions)", ylabel="evaluation mean (10 episodes)",
+           title="BipedalWalkerHardcore-v3: the recipe at length")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def steps_and_hours(step: float, total_steps: float, hours: float) -> str:
     if not np.isfinite(step):
         return "never"
@@ -59,7 +83,9 @@ def main() -> None:
     print("# The hard-terrain recipe at length\n")
     print(f"From the records in `{records.name}/` (`python docs/results/hardcore/length.py`). "
           "Returns are BipedalWalkerHardcore-v3's own (a fall -100, no scaling). The zoo's "
-          f"PPO: 0 at {ZOO[0] / 1e6:.1f}M steps, 100 at {ZOO[100] / 1e6:.0f}M.\n")
+          f"PPO: 0 at {ZOO[0] / 1e6:.1f}M steps, 100 at {ZOO[100] / 1e6:.0f}M. Steps are PPO's "
+          "(the agent's decisions, as many samples and updates in every arm: with action repeat "
+          "k, k simulator steps each).\n")
     if not arms:
         print("No run at length is recorded yet.")
         return
@@ -72,6 +98,9 @@ def main() -> None:
                   for level in ZOO}
             print(f"| {arm} | {seed} | {s['steps'] / 1e6:.1f}M | {fmt(s['last'])} | "
                   f"{fmt(s['best'])} | {to[0]} | {to[100]} | {fmt(s['hours'], '.2f')} |")
+    plot({f"{arm} seed {seed}": records / arm / "BipedalWalkerHardcore-v3" / "adam" / f"seed-{seed}"
+          for arm, runs in arms.items() for seed in sorted(runs)}, records.parent / "length.png")
+    print("\n![evaluation curves](length.png)")
     for arm, runs in arms.items():
         median = float(np.median([s["last"] for s in runs.values()]))
         if set(runs) >= set(SEEDS):
