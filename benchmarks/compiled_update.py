@@ -7,7 +7,9 @@ For each optimizer, two models start from the same weights and share one rollout
 packaged walker config (8 envs x 512 steps, EnvPool); the update (10 epochs of 32 minibatches)
 then runs alternately on each, the order reversed every other repeat. Time is the thread's CPU
 time (one torch thread), so a busy machine's waits do not count; ratios per repeat, then medians.
-The first compiled update, which compiles, is reported apart.
+The first compiled update, which compiles, is reported apart. Then the compiled update's parts
+alone, as many of each as an update makes: the compiled gradient's calls on one minibatch, and
+the optimizer's steps: what is left of the update is the loop's own work around them.
 
 Rollouts: two models with the same weights, each on its own EnvPool environments made with the
 same seed, collect rollouts of 8 x 512 steps in turns (``collect_rollouts``, as ``learn`` calls
@@ -120,6 +122,27 @@ def time_rollouts(repeats: int) -> None:
     print(f"first compiled rollout (compiling) {first:.1f} s wall")
 
 
+def update_parts(model) -> tuple[float, float]:
+    """CPU seconds of the compiled gradient's calls alone and of the optimizer's steps alone, as
+    many as one update makes (the optimizer steps the model: time it after the comparison)."""
+    rollout = model._rollout_tensors()
+    batch = [t[:model.batch_size] for t in rollout]
+    params = list(model.policy.parameters())
+    values = tuple(p.detach() for p in params)
+    name, traced = f"gradients of {model.batch_size}", model._traced[model.batch_size]
+    calls = model.n_epochs * (len(rollout[0]) // model.batch_size)
+    start = time.thread_time()
+    for _ in range(calls):
+        grads, _, _ = model._run(name, traced, values, *batch, torch.tensor(0.2))
+    gradients = time.thread_time() - start
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    start = time.thread_time()
+    for _ in range(calls):
+        model.policy.optimizer.step()
+    return gradients, time.thread_time() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
@@ -156,6 +179,11 @@ def main() -> None:
               f"SB3 {statistics.median(times['sb3']):.3f} s, compiled "
               f"{statistics.median(times['compiled']):.3f} s CPU per update; first compiled "
               f"update (compiling) {first:.1f} s")
+        parts = [update_parts(compiled) for _ in range(args.repeats)]
+        gradients, steps = (statistics.median(p[i] for p in parts) for i in range(2))
+        print(f"  its parts alone: the gradient's calls {gradients:.3f} s, the optimizer's "
+              f"steps {steps:.3f} s; the rest of the update (the loop around them) "
+              f"{statistics.median(times['compiled']) - gradients - steps:.3f} s")
         env.close()
 
 
