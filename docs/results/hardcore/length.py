@@ -25,7 +25,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the headless backend
-from screen import HERE, fmt, load
+from screen import HERE, curve, fmt, load
 
 ZOO = {0: 5.8e6, 100: 38e6}  # rl-baselines3-zoo's PPO: steps to an evaluation of 0 and 100
 SEEDS = (2, 3, 4)
@@ -33,8 +33,7 @@ SEEDS = (2, 3, 4)
 
 def first_at(seed_dir: Path, level: float) -> float:
     """The first step at which an evaluation's mean reached ``level`` (NaN: never)."""
-    with np.load(seed_dir / "evaluations.npz") as npz:
-        steps, means = npz["timesteps"], npz["results"].mean(axis=1)
+    steps, means = curve(seed_dir)
     reached = steps[means >= level]
     return float(reached[0]) if reached.size else np.nan
 
@@ -44,9 +43,8 @@ def comparison_budget(seed_dirs: list[Path]) -> float:
     million (NaN: never), over the steps every seed evaluated at."""
     curves = []
     for seed_dir in seed_dirs:
-        with np.load(seed_dir / "evaluations.npz") as npz:
-            curves.append(dict(zip(npz["timesteps"].tolist(),
-                                   npz["results"].mean(axis=1).tolist(), strict=True)))
+        steps, means = curve(seed_dir)
+        curves.append(dict(zip(steps.tolist(), means.tolist(), strict=True)))
     for step in sorted(set.intersection(*(set(c) for c in curves))):
         if np.median([c[step] for c in curves]) >= 0:
             return float(math.ceil(step / 1e6) * 1e6)
@@ -57,8 +55,8 @@ def plot(seed_dirs: dict[str, Path], out: Path) -> None:
     """Each run's evaluation means over steps, with the zoo's PPO's steps to 0 and to 100."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, seed_dir in seed_dirs.items():
-        with np.load(seed_dir / "evaluations.npz") as npz:
-            ax.plot(npz["timesteps"] / 1e6, npz["results"].mean(axis=1), label=label, lw=1)
+        steps, means = curve(seed_dir)
+        ax.plot(steps / 1e6, means, label=label, lw=1)
     for level, steps in ZOO.items():
         ax.axhline(level, color="grey", lw=0.5, ls=":")
         ax.plot([steps / 1e6], [level], "k*", ms=10)

@@ -26,12 +26,17 @@ SEEDS = (0, 1)
 TIE = 10.0
 
 
+def curve(seed_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A run's evaluation steps and the mean return of each evaluation."""
+    with np.load(seed_dir / "evaluations.npz") as npz:
+        return npz["timesteps"], npz["results"].mean(axis=1)
+
+
 def run_scores(seed_dir: Path) -> dict[str, float]:
     status = json.loads((seed_dir / "run.json").read_text())
     final = seed_dir / "final_evaluation.json"
     last = json.loads(final.read_text())["mean"] if final.exists() else -np.inf
-    with np.load(seed_dir / "evaluations.npz") as npz:
-        steps, means = npz["timesteps"], npz["results"].mean(axis=1)
+    steps, means = curve(seed_dir)
     reached = steps[means >= 0]
     return {"last": float(last), "area": float(means.mean()), "best": float(means.max()),
             "to_zero": float(reached[0]) if reached.size else np.nan,
