@@ -83,6 +83,8 @@ one() {
   optimizer_options "$optimizer" > /dev/null || return 1
   mapfile -t tuned < <(optimizer_options "$optimizer")
   [ "$from_start" = yes ] && start=(--init-from "$START" --init-model last)
+  # the comparison on SB3's own PPO (README: the compiled gradient's open learning question)
+  [[ $name == *-compare ]] && tuned+=(--set ppo.compile=false)
   # shellcheck disable=SC2086 (the arm's options are words)
   fop-rl sweep --config "$CONFIG" --optimizers "$optimizer" --seeds "$seed" --timesteps "$STEPS" \
     --jobs 1 --runs-dir "$RUNS/$name" $options "${start[@]}" "${tuned[@]}" > /dev/null
