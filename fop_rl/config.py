@@ -157,11 +157,12 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
 
 
 def config_files() -> dict[str, Path]:
-    """The packaged configs, by environment id."""
+    """The packaged configs, by environment id (a ``*_recipe.yaml`` is a recipe for its
+    environment, taken by ``--config`` only)."""
     folder = resources.files("fop_rl") / "configs"
     found = {}
     for entry in folder.iterdir():
-        if entry.name.endswith(".yaml"):
+        if entry.name.endswith(".yaml") and not entry.name.endswith("_recipe.yaml"):
             path = Path(str(entry))
             data = read_yaml(path.read_text())
             if "env" in data:  # not the terrain presets

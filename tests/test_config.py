@@ -61,3 +61,14 @@ def test_bad_config_file_names_file_and_key(tmp_path: Path, capsys):
     path.write_text("env: [unclosed")
     code, _, err = run_cli(capsys, "train", "--config", path, "--run-dir", tmp_path / "x")
     assert code == 2 and "not valid YAML" in err and err.count("\n") == 1
+
+
+def test_the_hardcore_recipe_is_a_config_not_the_terrains_default():
+    """The packaged recipe loads as the screen's arm it packages, and `--env
+    BipedalWalkerHardcore-v3` still takes the packaged hardcore config."""
+    recipe = config.load(config.config_files()["BipedalWalker-v3"].parent
+                         / "bipedal_walker_hardcore_recipe.yaml")
+    assert recipe["env"]["id"] == "BipedalWalkerHardcore-v3"
+    assert (recipe["env"]["action_repeat"], recipe["env"]["fall_penalty"],
+            recipe["env"]["reward_scale"]) == (3, 0, 5)
+    assert config.config_files()["BipedalWalkerHardcore-v3"].name == "bipedal_walker_hardcore.yaml"
