@@ -66,8 +66,7 @@ def test_bad_config_file_names_file_and_key(tmp_path: Path, capsys):
 def test_the_hardcore_recipe_is_a_config_not_the_terrains_default():
     """The packaged recipe loads as the screen's arm it packages, and `--env
     BipedalWalkerHardcore-v3` still takes the packaged hardcore config."""
-    recipe = config.load(config.config_files()["BipedalWalker-v3"].parent
-                         / "bipedal_walker_hardcore_recipe.yaml")
+    recipe = config.load(PENDULUM.parents[2] / "configs" / "bipedal_walker_hardcore_recipe.yaml")
     assert recipe["env"]["id"] == "BipedalWalkerHardcore-v3"
     assert (recipe["env"]["action_repeat"], recipe["env"]["fall_penalty"],
             recipe["env"]["reward_scale"]) == (3, 0, 5)
