@@ -38,12 +38,11 @@ def main(optimizer: str, updates: int) -> None:
     compiled = build_model({**settings, "ppo": {**settings["ppo"], "compile": True}}, env)
     compiled.policy.load_state_dict(eager.policy.state_dict())
     compiled.set_logger(configure(None, []))
+    # the optimizer as the eager one starts (a deep copy: no shared momentum buffers)
+    compiled.policy.optimizer.load_state_dict(copy.deepcopy(eager.policy.optimizer.state_dict()))
     keep = KeepRollout()
     steps = settings["ppo"]["n_steps"] * settings["env"]["n_envs"]
     for k in range(updates):
-        if k == 0:  # the optimizer as the eager one starts
-            compiled.policy.optimizer.load_state_dict(
-                copy.deepcopy(eager.policy.optimizer.state_dict()))
         eager.learn(steps, callback=keep, reset_num_timesteps=k == 0)
         compiled.rollout_buffer = keep.buffer
         compiled._current_progress_remaining = keep.progress
