@@ -8,9 +8,12 @@ does the four VecEnv layers' work (EnvPool's adapter, VecMonitor, the training r
 VecNormalize) with their own methods and arrays, minus their calls, info dicts and copies; it
 writes the buffer's rows in place. A step where an episode ends goes through the layers as
 usual. With a policy that walks (``--walking``: the committed start, episodes of about 1,600
-steps) almost every step is such a step, so the bound is at its widest.
+steps) almost every step is such a step, so the bound is at its widest. ``--check`` first
+collects three rollouts with each loop from the same seed and compares them: the buffers, the
+normalisation statistics and the episodes logged (returns and lengths) must be the same, bit
+for bit.
 
-    python benchmarks/rollout_loop.py [--repeats 7] [--walking]
+    python benchmarks/rollout_loop.py [--repeats 7] [--walking] [--check]
 """
 
 from __future__ import annotations
@@ -98,6 +101,44 @@ def lean_rollout(model: CompiledPPO, env, callback: BaseCallback, n_steps: int) 
     callback.on_rollout_end()
 
 
+def build(walking: bool) -> tuple[CompiledPPO, object, BaseCallback]:
+    """The packaged walker's model and training environments, seed 0, ready to collect."""
+    cfg = config.load(None, None, [])
+    env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
+    model = build_model(cfg, env)
+    if walking:
+        model.policy.load_state_dict(load_model(START / "model.zip").policy.state_dict())
+        stats = load_stats(START / "vecnormalize.pkl")
+        env.obs_rms, env.ret_rms = stats.obs_rms, stats.ret_rms
+    _, callback = model._setup_learn(10**9, _Continue())
+    callback.on_training_start(locals(), globals())
+    return model, env, callback
+
+
+def check(walking: bool) -> None:
+    """Three rollouts with each loop from the same seed: the same, bit for bit."""
+    # one after the other: building a model seeds torch's global generator, which both sample
+    sb3, sb3_env, sb3_callback = build(walking)
+    for _ in range(3):
+        sb3.collect_rollouts(sb3_env, sb3_callback, sb3.rollout_buffer, sb3.n_steps)
+    lean, lean_env, lean_callback = build(walking)
+    for _ in range(3):
+        lean_rollout(lean, lean_env, lean_callback, lean.n_steps)
+    for name in ("observations", "actions", "rewards", "episode_starts", "values", "log_probs",
+                 "advantages", "returns"):
+        assert np.array_equal(getattr(sb3.rollout_buffer, name),
+                              getattr(lean.rollout_buffer, name)), name
+    for name in ("obs_rms", "ret_rms"):
+        for part in ("mean", "var", "count"):
+            assert np.array_equal(getattr(getattr(sb3_env, name), part),
+                                  getattr(getattr(lean_env, name), part)), (name, part)
+    def episodes(model: CompiledPPO) -> list[tuple[float, int]]:  # not "t", the wall clock
+        return [(info["r"], info["l"]) for info in model.ep_info_buffer]
+
+    assert episodes(sb3) == episodes(lean)
+    print(f"check: 3 rollouts, {len(sb3.ep_info_buffer)} episodes: the same, bit for bit")
+
+
 def cpu() -> tuple[float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return time.thread_time(), usage.ru_utime + usage.ru_stime
@@ -108,17 +149,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--walking", action="store_true",
                         help="start from the walking policy in docs/results/starts/")
+    parser.add_argument("--check", action="store_true",
+                        help="first check that both loops collect the same rollouts")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = config.load(None, None, [])
-    env = make_train_env(cfg["env"], cfg["ppo"]["gamma"], 0, None)
-    model = build_model(cfg, env)
-    if args.walking:
-        model.policy.load_state_dict(load_model(START / "model.zip").policy.state_dict())
-        stats = load_stats(START / "vecnormalize.pkl")
-        env.obs_rms, env.ret_rms = stats.obs_rms, stats.ret_rms
-    _, callback = model._setup_learn(10**9, _Continue())
-    callback.on_training_start(locals(), globals())
+    if args.check:
+        check(args.walking)
+    model, env, callback = build(args.walking)
     loops = {"SB3's loop": lambda: model.collect_rollouts(env, callback, model.rollout_buffer,
                                                           model.n_steps),
              "lean loop": lambda: lean_rollout(model, env, callback, model.n_steps)}
