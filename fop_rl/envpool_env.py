@@ -28,6 +28,9 @@ from fop_rl.wrappers import FALL
 
 INSTALL_HINT = "envpool is not installed: pip install envpool"
 
+# a simulated step: observations, rewards, terminated, truncated, fall
+Simulated = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 
 def installed() -> bool:
     return importlib.util.find_spec("envpool") is not None
@@ -59,6 +62,7 @@ class EnvPoolVecEnv(VecEnv):
         super().__init__(n_envs, observation_space, action_space)
         self.pool, self._pool_seed = self._make(seed), seed
         self._actions: np.ndarray | None = None
+        self._simulated: Simulated | None = None
 
     def reset(self) -> VecEnvObs:
         if self._seeds[0] is not None and self._seeds[0] != self._pool_seed:
@@ -71,8 +75,15 @@ class EnvPoolVecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
+    def hand_over(self, simulated: Simulated) -> None:
+        """The next ``step_wait`` returns this step, already simulated by :meth:`simulate`,
+        instead of taking one (fop_rl.rollout simulates first, and hands the steps where an
+        episode ends to the VecEnv layers above)."""
+        self._simulated = simulated
+
     def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, terminated, truncated, fall = self._repeat(self._actions)
+        simulated, self._simulated = self._simulated, None
+        obs, rewards, terminated, truncated, fall = simulated or self.simulate(self._actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(dones)
@@ -86,10 +97,12 @@ class EnvPoolVecEnv(VecEnv):
             obs[finished], _ = self.pool.reset(finished.astype(np.int32))
         return obs, rewards.astype(np.float32), dones, infos
 
-    def _repeat(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+    def simulate(self, actions: np.ndarray) -> Simulated:
         """``action_repeat`` simulator steps of each environment with its action, rewards
         summed; an environment whose episode ends stops there (EnvPool steps a subset of its
-        environments by their ids). Also: which ended in a fall (fop_rl.wrappers)."""
+        environments by their ids): observations, rewards, terminated, truncated, and which
+        ended in a fall (fop_rl.wrappers). Finished episodes are not reset: ``step_wait``
+        does that."""
         obs, rewards, terminated, truncated, _ = self.pool.step(actions)
         fall = terminated & (rewards == FALL)
         if self.action_repeat == 1:
