@@ -15,7 +15,6 @@ be the same, bit for bit.
 from __future__ import annotations
 
 import argparse
-import functools
 import resource
 import statistics
 import time
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from fop_rl import config
@@ -41,14 +39,7 @@ class _Continue(BaseCallback):
 
 
 def sb3_rollout(model: CompiledPPO, env, callback: BaseCallback, n_steps: int) -> bool:
-    """SB3's ``collect_rollouts`` with the compiled forward, as CompiledPPO ran it before
-    fop_rl.rollout."""
-    policy = model.policy
-    policy.forward = functools.partial(model._run, "forward", type(policy).forward, policy)
-    try:
-        return PPO.collect_rollouts(model, env, callback, model.rollout_buffer, n_steps)
-    finally:
-        del policy.forward
+    return model.sb3_collect_rollouts(env, callback, model.rollout_buffer, n_steps)
 
 
 def our_rollout(model: CompiledPPO, env, callback: BaseCallback, n_steps: int) -> bool:

@@ -160,6 +160,12 @@ class CompiledPPO(PPO):
                          rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
         if rollout.fits(self, env):  # the packaged walker on EnvPool
             return rollout.collect(self, env, callback, rollout_buffer, n_rollout_steps)
+        return self.sb3_collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
+
+    def sb3_collect_rollouts(self, env: VecEnv, callback: BaseCallback,
+                             rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
+        """SB3's ``collect_rollouts`` with the compiled forward: the rollout on any other
+        environment, and the reference fop_rl.rollout is measured against."""
         # SB3's rollouts call policy(obs), which calls its forward: compiled while they run
         self.policy.forward = functools.partial(self._run, "forward", type(self.policy).forward,
                                                 self.policy)

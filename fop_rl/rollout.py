@@ -66,7 +66,8 @@ def collect(model: CompiledPPO, env: VecNormalize, callback: BaseCallback,
         clipped_actions = np.clip(actions, low, high)
         simulated = adapter.simulate(clipped_actions)
         dones = simulated[2] | simulated[3]
-        if dones.any():
+        ended = dones.any()
+        if ended:
             adapter.hand_over(simulated)
             new_obs, rewards, dones, infos = env.step_wait()
         else:
@@ -81,7 +82,7 @@ def collect(model: CompiledPPO, env: VecNormalize, callback: BaseCallback,
         if not callback.on_step():
             return False
         n_steps += 1
-        if dones.any():
+        if ended:
             model._update_info_buffer(infos, dones)
             _bootstrap_time_limits(model, rewards, dones, infos)
         _write_row(rollout_buffer, model._last_obs, actions, rewards,
