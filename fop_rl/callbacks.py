@@ -68,18 +68,19 @@ class FOPDiagnostics(BaseCallback):
 
 
 class PeriodicCheckpoint(BaseCallback):
-    """Calls :func:`save_checkpoint` every ``every`` environment steps."""
+    """Calls :func:`save_checkpoint` every ``every`` environment steps, keeping the ``keep``
+    newest (0: all)."""
 
-    def __init__(self, run_dir: Path, every: int):
+    def __init__(self, run_dir: Path, every: int, keep: int = 2):
         super().__init__()
-        self.run_dir, self.every = run_dir, every
+        self.run_dir, self.every, self.keep = run_dir, every, keep
 
     def _on_training_start(self) -> None:
         self.next = (self.num_timesteps // self.every + 1) * self.every
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.next:
-            save_checkpoint(self.model, self.run_dir)
+            save_checkpoint(self.model, self.run_dir, self.keep)
             self.next += self.every
         return True
 

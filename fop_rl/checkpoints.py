@@ -48,7 +48,7 @@ def save_checkpoint(model: PPO, run_dir: Path, keep: int = 2) -> Path:
     tmp.rename(final)
     rundir.atomic_write_text(folder / "latest", name + "\n")
     old = sorted((p for p in folder.glob("step-*") if p.is_dir()), key=_step)
-    for stale in old[:-keep]:
+    for stale in old[:-keep] if keep else ():
         shutil.rmtree(stale, ignore_errors=True)
     return final
 

@@ -101,6 +101,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "n_eval_episodes": ((int,), _at_least_one),
         "n_eval_envs": ((int,), _at_least_one),
         "checkpoint_freq": ((int,), _at_least_one),
+        "keep_checkpoints": ((int,), _non_negative),
         "diagnostics_image_every": ((int,), _at_least_one),
         "final_eval_episodes": ((int,), _non_negative),
         "lr_schedule": ((str,), _one_of("constant", "linear")),
@@ -131,8 +132,9 @@ OPTIONAL: dict[str, dict[str, Any]] = {
     # deterministic episodes of the last model when a run completes (0: none)
     # a list of terrain stages (fop_rl.curriculum), or none
     # PPO's clip range constant, or decaying linearly to 0 as the learning rate can
+    # the newest checkpoints kept (0: every one, for choosing a model among them afterwards)
     "training": {"init_from": None, "init_model": None, "final_eval_episodes": 0,
-                 "curriculum": None, "clip_schedule": "constant"},
+                 "curriculum": None, "clip_schedule": "constant", "keep_checkpoints": 2},
     # the terrain walker's terrain (null: plain ground); other environments have none.
     # What the agent trains on (fop_rl.wrappers): the reward of the walker's fall (the task's
     # -100), a scale of every reward, and each action held for k simulator steps

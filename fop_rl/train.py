@@ -239,7 +239,8 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
                                           n_envs=n_eval_envs),
             lambda state: rundir.write_curriculum(run_dir, asdict(state))))
     callbacks = CallbackList([
-        *evaluating, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"]),
+        *evaluating, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"],
+                                                   training["keep_checkpoints"]),
         FOPDiagnostics(training["diagnostics_image_every"]), stop,
     ])
     try:
@@ -253,7 +254,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
                 monitor.write_status(status="failed", error=f"{type(e).__name__}: {e}")
                 raise
             if stop.requested:
-                save_checkpoint(model, run_dir)
+                save_checkpoint(model, run_dir, training["keep_checkpoints"])
                 monitor.write_status(status="interrupted")
                 raise Interrupted(f"interrupted at {model.num_timesteps} steps, checkpoint "
                                   f"saved; continue with: fop-rl train --run-dir {run_dir} "
@@ -262,7 +263,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
             model.save(tmp)
         with rundir.atomic_path(run_dir / rundir.VECNORM) as tmp:
             env.save(str(tmp))
-        save_checkpoint(model, run_dir)
+        save_checkpoint(model, run_dir, training["keep_checkpoints"])
         episodes = training["final_eval_episodes"]
         if episodes and not (run_dir / rundir.FINAL_EVALUATION).exists():
             try:
