@@ -27,7 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from fop_rl import config
 from fop_rl.compiled import CompiledPPO
 from fop_rl.envs import make_train_env
-from fop_rl.evaluate import load_model, load_stats
+from fop_rl.saved import load_model, load_stats
 from fop_rl.train import build_model
 
 START = Path(__file__).resolve().parents[1] / "docs/results/starts/walker-momentum-seed-9"

@@ -19,8 +19,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import rundir
-from fop_rl.evaluate import load_stats
 from fop_rl.rundir import RunError
+from fop_rl.saved import load_stats
 from fop_rl.text import first_line
 
 
@@ -102,17 +102,26 @@ def _evaluations(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in ("timesteps", "results", "ep_lengths")}
 
 
-def newest_loadable(run_dir: Path, algorithm: type[PPO]) -> tuple[Checkpoint | None, list[str]]:
+def newest_loadable(run_dir: Path, algorithm: type[PPO], set_aside: bool = False
+                    ) -> tuple[Checkpoint | None, list[str]]:
     """The newest checkpoint of the run whose files all load (None if it has none), and a line
-    for each newer one skipped, saying why. RunError when it has some and none loads."""
+    for each newer one skipped, saying why; ``set_aside`` (a resume) renames each skipped one
+    ``damaged-step-N``. RunError when it has some and none loads."""
     folder = run_dir / rundir.CHECKPOINTS
     found = sorted((p for p in folder.glob("step-*") if p.is_dir()), key=_step, reverse=True)
-    skipped = []
+    skipped, damaged = [], []
     for candidate in found:
         try:
-            return load_checkpoint(candidate, algorithm), skipped
+            checkpoint = load_checkpoint(candidate, algorithm)
         except RunError as e:
             skipped.append(f"skipped checkpoint {candidate.name}: {e}")
+            damaged.append(candidate)
+            continue
+        for i, folder in enumerate(damaged if set_aside else ()):
+            # out of the rotation, which would keep it and delete an older good one
+            folder.rename(folder.with_name(f"damaged-{folder.name}"))
+            skipped[i] += f" (kept as {rundir.CHECKPOINTS}/damaged-{folder.name})"
+        return checkpoint, skipped
     if found:
         raise RunError(f"{run_dir}: no checkpoint loads ({'; '.join(skipped)}); --force "
                        "starts the run over")

@@ -29,7 +29,9 @@ import hashlib
 import json
 import os
 import platform
+import re
 import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -193,7 +195,28 @@ def versions() -> dict[str, str]:
              "gymnasium": gymnasium.__version__, "fop_rl": fop_rl.__version__}
     with contextlib.suppress(PackageNotFoundError):
         found["envpool"] = version("envpool")
+    commit = code_commit()
+    if commit:
+        found["commit"] = commit
     return found
+
+
+def code_commit() -> str | None:
+    """The git commit of fop_rl's checkout, ``+changes`` when files differ from it; None
+    outside a checkout (an installed wheel) or without git."""
+    folder = Path(fop_rl.__file__).parent
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *argv], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+
+    try:
+        git("ls-files", "--error-unmatch", "__init__.py")  # this file is the checkout's own
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+changes" if changed else "")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -234,6 +257,17 @@ def read_curriculum(folder: Path) -> dict[str, Any] | None:
     """The curriculum state saved in a run directory or a checkpoint, if any."""
     path = folder / CURRICULUM
     return json.loads(path.read_text()) if path.exists() else None
+
+
+STEP = re.compile(r"step-(\d+)")  # a checkpoint's folder, and its name as a model
+
+
+def model_name(text: str) -> str:
+    """A model of a run by name, checked: best, last or step-N (a checkpoint); ValueError
+    otherwise."""
+    if text in ("best", "last") or STEP.fullmatch(text):
+        return text
+    raise ValueError(f"must be best, last or step-N (a checkpoint), got {text!r}")
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -103,3 +103,26 @@ def steps_to_threshold(grid: np.ndarray, curve: np.ndarray, threshold: float) ->
     """First grid step where ``curve`` reaches ``threshold``, or None."""
     reached = np.flatnonzero(curve >= threshold)
     return int(grid[reached[0]]) if reached.size else None
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, reps: int = 10_000, seed: int = 0
+            ) -> tuple[float, float, float]:
+    """The mean of one set of scores (an agent's episodes) with its percentile-bootstrap CI."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if values.size < 2 or np.all(values == values[0]):
+        return mean, mean, mean
+    result = scipy_stats.bootstrap((values,), np.mean, vectorized=True, confidence_level=level,
+                                   n_resamples=reps, method="percentile",
+                                   rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return mean, float(min(low, mean)), float(max(high, mean))
+
+
+def paired_win(x: Sequence[float], y: Sequence[float], level: float = 0.95, reps: int = 10_000,
+               seed: int = 0) -> tuple[float, float, float]:
+    """P(x scores above y on the same episode), ties half, with a percentile-bootstrap CI over
+    episodes (x[i] and y[i]: two agents on the same episode, resampled together)."""
+    wins = np.asarray(x, float) > np.asarray(y, float)
+    wins = wins + 0.5 * (np.asarray(x, float) == np.asarray(y, float))
+    return mean_ci(wins, level, reps, seed)

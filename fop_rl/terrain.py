@@ -73,6 +73,7 @@ from fop_rl.text import read_yaml
 ENV_ID = TERRAIN_ENV_ID  # registered by `import fop_rl`
 MAX_EPISODE_STEPS = 2000  # the packaged configs' (and the paper's) time limit
 PIT_DEPTH = 4  # steps
+GROUND = ("rough", "flat")  # the kinds of ground_at that are not obstacles
 STAIR_DEFAULTS = {"stair_height": 1, "stair_width": [4, 4], "stair_steps": [3, 4]}
 # BipedalWalker-v3 and BipedalWalkerHardcore-v3, the two tasks EnvPool simulates as well
 ENVPOOL_IDS = {"flat": "BipedalWalker-v3", "hardcore": "BipedalWalkerHardcore-v3"}
@@ -242,6 +243,7 @@ class BipedalWalkerTerrain(BipedalWalker):
         state, velocity, y = "grass", 0.0, TERRAIN_HEIGHT
         counter, oneshot = TERRAIN_STARTPAD, False
         self.terrain, self.terrain_x, self.terrain_y = [], [], []
+        self.ground_kinds: list[str] = []  # what lies on each terrain step (ground_at)
         original_y, stair_steps, stair_width, stair_height = 0.0, 0, 0, 0
         for i in range(TERRAIN_LENGTH):
             x = i * TERRAIN_STEP
@@ -290,6 +292,9 @@ class BipedalWalkerTerrain(BipedalWalker):
                 y = original_y + (n * stair_height) * TERRAIN_STEP
             oneshot = False
             self.terrain_y.append(y)
+            self.ground_kinds.append(state if state != "grass" else
+                                     "flat" if i <= TERRAIN_STARTPAD or not spec.roughness
+                                     else "rough")
             counter -= 1
             if counter == 0:
                 counter = self.np_random.integers(TERRAIN_GRASS // 2, TERRAIN_GRASS)
@@ -299,6 +304,20 @@ class BipedalWalkerTerrain(BipedalWalker):
                     state = "grass"
                 oneshot = True
         self._build_ground()
+
+    def ground_at(self, x: float) -> str:
+        """What lies under ``x`` (metres along the course): stump, stairs, pit, rough (the
+        grass between obstacles) or flat (the start pad, or grass of roughness 0)."""
+        i = min(max(int(x // TERRAIN_STEP), 0), len(self.ground_kinds) - 1)
+        return self.ground_kinds[i]
+
+    def next_obstacle(self, x: float) -> tuple[str, float] | None:
+        """The first obstacle that starts ahead of ``x`` and its distance in terrain steps."""
+        i = min(max(int(x // TERRAIN_STEP) + 1, 0), len(self.ground_kinds))
+        for j in range(i, len(self.ground_kinds)):
+            if self.ground_kinds[j] not in GROUND and self.ground_kinds[j - 1] in GROUND:
+                return self.ground_kinds[j], j - x / TERRAIN_STEP
+        return None
 
     def _build_ground(self) -> None:
         """The ground line as edges (physics) and polygons down to 0 (drawing)."""

@@ -18,6 +18,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import curriculum, rundir, runlog
+from fop_rl.agents import LoadedRun, locate
 from fop_rl.callbacks import (
     Curriculum,
     FOPDiagnostics,
@@ -28,19 +29,12 @@ from fop_rl.callbacks import (
 )
 from fop_rl.checkpoints import Checkpoint, newest_loadable, save_checkpoint
 from fop_rl.compiled import CompiledPPO
-from fop_rl.config import plain
+from fop_rl.config import compile_default, plain
 from fop_rl.envs import make_eval_env, make_train_env
-from fop_rl.evaluate import (
-    LoadedRun,
-    check_spaces,
-    evaluate,
-    load_model,
-    load_stats,
-    locate,
-    save_final,
-)
+from fop_rl.evaluate import evaluate, save_final
 from fop_rl.optimizers import policy_setup
 from fop_rl.rundir import RunError
+from fop_rl.saved import check_spaces, load_model, load_stats
 
 
 class Interrupted(Exception):
@@ -65,7 +59,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
 
 def resume_point(run_dir: Path, config: dict[str, Any]) -> Checkpoint | None:
     """The newest checkpoint of the run that loads (None: none was made), saying which."""
-    checkpoint, skipped = newest_loadable(run_dir, algorithm(config))
+    checkpoint, skipped = newest_loadable(run_dir, algorithm(config), set_aside=True)
     for line in skipped:
         print(f"note: {line}", file=sys.stderr)
     if checkpoint is None:
@@ -175,6 +169,10 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     seed, total = training["seed"], training["total_timesteps"]
     torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs
     set_random_seed(seed)     # in parallel must not fight over cores
+    if not config["ppo"]["compile"] and not compile_default(training["optimizer"]):
+        print(f"note: {training['optimizer']} trains with SB3's own PPO (ppo.compile=false: "
+              "FOP's default while its compiled runs learn worse; README: Training)",
+              file=sys.stderr)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     record = {"started": now}
     if resume:  # the first start stays; each resume is recorded

@@ -17,10 +17,10 @@ def test_evaluate_and_render_take_a_custom_terrain(trained_run: Path, tmp_path: 
     custom = ["--terrain", "stumps", "--set", "env.terrain.stump_height=[0.25,0.5]"]
     code, out, err = run_cli(capsys, "evaluate", trained_run, "--episodes", "1", *custom)
     assert code == 0, err
-    assert "episodes of fop_rl/BipedalWalkerTerrain-v0 on terrain custom-" in out
+    assert "1 episode of fop_rl/BipedalWalkerTerrain-v0 on terrain custom-" in out
     code, out, err = run_cli(capsys, "evaluate", trained_run, "--episodes", "1", "--terrain",
                              "pits")
-    assert code == 0 and "on terrain pits (gymnasium)" in out, err
+    assert code == 0 and "on terrain pits (gymnasium, reset seeds 1000-1000)" in out, err
     copy = tmp_path / "run"
     import shutil
 

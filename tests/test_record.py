@@ -21,7 +21,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fop_rl import rundir
-from fop_rl.evaluate import load_stats
+from fop_rl.saved import load_stats
 from tests.conftest import cli_subprocess, run_cli, tiny_args
 
 MOMENTUM = ["--optimizer", "momentum"]  # the fastest step: the faults, not FOP, are tested

@@ -94,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--terrain and --set env.terrain.* evaluate on the terrain walker: "
                          "leave out --env")
     result = evaluate(args.run_dir, args.episodes, args.model, args.backend, args.envs,
-                      args.env_id, terrain_to_run_on(args))
+                      args.env_id, terrain_to_run_on(args), args.seed)
     print_note(result)
     if args.save:
         print(f"wrote {save_final(args.run_dir, result)}", file=sys.stderr)
@@ -121,7 +121,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     result = render(args.run_dir, out, args.episodes, args.model, args.fps, args.scale, terrain)
     print_note(result)
     returns = ", ".join(f"{r:.1f}" for r in result["returns"])
-    print(f"wrote {out}: {result['frames']} frames, returns {returns}")
+    print(f"wrote {out}: {result['frames']} frames at {result['fps']:.3g} fps "
+          f"({result['seconds']:.1f} s, real time), returns {returns}")
     return 0
 
 
@@ -136,6 +137,7 @@ def cmd_toy(args: argparse.Namespace) -> int:
         else:
             print(f"{t.name:8s} loss < 1e-6 after {t.iterations_to_tol} iterations")
     out = args.out or Path(f"toy-{args.problem}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
     toy.plot(args.problem, trajectories, str(out))
     print(f"wrote {out}")
     return 0
@@ -261,11 +263,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from fop_rl.evaluate import load_model, locate
+    from fop_rl.agents import locate
     from fop_rl.optim import FOP, panels
     from fop_rl.plots import preconditioner_summary
+    from fop_rl.saved import load_model
 
     run = locate(args.run_dir, args.model)
+    print_note({"note": run.note})
     model = load_model(run.model_path)
     optimizer = model.policy.optimizer
     if not isinstance(optimizer, FOP):
@@ -277,6 +281,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print_preconditioners(panels(diagnostics))
     out = args.out or args.run_dir / "preconditioners.png"
     figure = preconditioner_summary(diagnostics)
+    out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
     print(f"wrote {out}")
     return 0

@@ -23,13 +23,39 @@ def print_note(result: dict) -> None:
         print(f"note: {result['note']}", file=sys.stderr)
 
 
-def evaluation_lines(result: dict, run_dir: object) -> list[str]:
-    """``fop-rl evaluate``'s text: the mean, what ran, each episode."""
-    return [f"{result['model']} model of {run_dir}: mean return {result['mean']:.2f} +/- "
-            f"{result['std']:.2f} over {result['episodes']} episodes of {result['env_id']}"
-            f"{terrain_text(result)} ({result['backend']})",
-            *(f"  episode {i}: return {r:.2f}, {n} steps"
-              for i, (r, n) in enumerate(zip(result["returns"], result["lengths"], strict=True)))]
+def plural(n: int, word: str) -> str:
+    """``1 episode``, ``4 episodes``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def evaluation_lines(result: dict, source: object) -> list[str]:
+    """``fop-rl evaluate``'s text: the mean with its CI, what ran on which seeds, how the
+    episodes ended and where the walker fell, then each episode."""
+    low, high = result["ci"]
+    seeds = (f"reset seeds {result['seeds'][0]}-{result['seeds'][1]}" if "seeds" in result
+             else f"pool seed {result['pool_seed']}")
+    level = round(100 * result["ci_level"])
+    lines = [f"{result['model']} model of {source}: mean return {result['mean']:.1f} "
+             f"[{low:.1f}, {high:.1f}] ({level}% bootstrap CI), median {result['median']:.1f}, "
+             f"std {result['std']:.1f} over {plural(result['episodes'], 'episode')} of "
+             f"{result['env_id']}{terrain_text(result)} ({result['backend']}, {seeds})"]
+    if "ends" in result:
+        lines.append("  ended: " + ", ".join(f"{e} {n}" for e, n in result["ends"].items()))
+    if result.get("falls_at"):
+        lines.append("  falls at: " + ", ".join(f"{k} {n}" for k, n in
+                                                result["falls_at"].items())
+                     + f" (mean share of the course reached {result['fall_course']:.0%})")
+    for i, record in enumerate(result.get("per_episode") or ()):
+        where = (f", at x {record['x']:.1f} ({record['course']:.0%} of the course)"
+                 if "x" in record else "")
+        on = f", {record['at']}" if "at" in record else ""
+        lines.append(f"  episode {i} (seed {record['seed']}): return {record['return']:.1f}, "
+                     f"{record['length']} steps, {record['end']}{where}{on}")
+    if "per_episode" not in result:
+        lines += [f"  episode {i}: return {r:.2f}, {n} steps"
+                  for i, (r, n) in enumerate(zip(result["returns"], result["lengths"],
+                                                 strict=True))]
+    return lines
 
 
 def sweep_line(p: dict[str, float]) -> str:

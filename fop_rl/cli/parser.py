@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
-from fop_rl.config import BACKENDS
+from fop_rl.config import BACKENDS, whole_number
+from fop_rl.rundir import model_name
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -25,10 +27,9 @@ def _int_at_least(minimum: int):
     """An argparse type: a whole number >= minimum."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = whole_number(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
         return value
@@ -39,7 +40,29 @@ def _int_at_least(minimum: int):
 _positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
-_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+def _positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+def _out_path(text: str) -> Path:
+    """An argparse type: a path that can be written (its folders are made when it is)."""
+    path = Path(text)
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise argparse.ArgumentTypeError(
+            f"cannot write under {folder} ({e.strerror or e})") from None
+    return path
 
 
 def _reference(text: str) -> tuple[str, float]:
@@ -68,11 +91,22 @@ def _parallel_options(p: argparse.ArgumentParser, jobs: str, runs_dir: str) -> N
                    help=f"{runs_dir} (default: runs)")
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, help="a run directory made by fop-rl train")
-    p.add_argument("--model", choices=("best", "last"),
-                   help="the best evaluated model or the last one (default: best, or last in a "
-                        "run not evaluated yet)")
+def _model_name(text: str) -> str:
+    try:
+        return model_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _model_options(p: argparse.ArgumentParser, zoo: bool = False) -> None:
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR" + ("|ZOO_AGENT" if zoo else ""),
+                   help="a run directory made by fop-rl train" + (
+                       ", or an rl-baselines3-zoo agent folder (<env>.zip, <env>/config.yml, "
+                       "<env>/args.yml, <env>/vecnormalize.pkl)" if zoo else ""))
+    p.add_argument("--model", type=_model_name, metavar="best|last|step-N",
+                   help="the best evaluated model, the last one (in a run that is interrupted or "
+                        "still training: its newest checkpoint that loads) or the checkpoint of "
+                        "step N (default: best, or last in a run not evaluated yet)")
 
 
 def _init_from_options(p: argparse.ArgumentParser) -> None:
@@ -93,7 +127,8 @@ def _terrain_option(p: argparse.ArgumentParser, what: str) -> None:
 def _curriculum_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--curriculum", type=Path, metavar="FILE",
                    help=f"{what} through a curriculum of terrains: a YAML list of stages, as "
-                        "training.curriculum takes them (README: Curriculum)")
+                        "training.curriculum takes them, e.g. configs/curricula/hardcore.yaml "
+                        "(docs/terrains.md)")
 
 
 def _terrain_set_option(p: argparse.ArgumentParser) -> None:
@@ -131,14 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a run already in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = commands.add_parser("evaluate", help="deterministic episodes of a trained run")
-    _model_options(p)
+    p = commands.add_parser("evaluate", help="deterministic episodes of a trained run or of an "
+                            "rl-baselines3-zoo agent")
+    _model_options(p, zoo=True)
+    p.add_argument("--seed", type=_non_negative_int,
+                   help="on gymnasium, episode i resets with seed SEED+i (default: 1000); on "
+                        "envpool, the pool's seed (default: the run's seed + 10000)")
     p.add_argument("--episodes", type=_positive_int, default=10,
                    help="episodes to run (default: 10)")
     p.add_argument("--backend", choices=BACKENDS,
                    help="simulator (default: the one the run trained with)")
     p.add_argument("--envs", type=_positive_int,
-                   help="environments run side by side (default: one per episode, at most 10)")
+                   help="on envpool, environments run side by side (default: one per episode, at "
+                        "most 10; on gymnasium episodes run one at a time)")
     p.add_argument("--env", dest="env_id", metavar="ENV_ID",
                    help="evaluate on another environment with the same spaces, e.g. a walker "
                         "on BipedalWalkerHardcore-v3 (default: the run's)")
@@ -150,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "fop-rl report reads; with --model last, for a run that has none)")
 
     p = commands.add_parser("render", help="a video of a trained agent (mp4, or gif)")
-    _model_options(p)
-    p.add_argument("--out", type=Path,
+    _model_options(p, zoo=True)
+    p.add_argument("--out", type=_out_path,
                    help="video file (default: RUN_DIR/rollout.mp4, or rollout-<terrain>.mp4 on "
                         "another terrain)")
     p.add_argument("--episodes", type=_positive_int, default=1,
@@ -205,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("report", help="aggregate seeds: curves, tables, CIs, figures")
     p.add_argument("runs_dir", type=Path, help="a folder of <env>/<label>/seed-<n> runs")
-    p.add_argument("--out", type=Path, help="output folder (default: RUNS_DIR/report)")
+    p.add_argument("--out", type=_out_path, help="output folder (default: RUNS_DIR/report)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--reps", type=_positive_int, default=2000, help="bootstrap resamples")
     p.add_argument("--threshold", type=float, help="report steps to reach this return")
@@ -219,16 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("inspect", help="what FOP learned: P per layer (paper figure 5)")
     p.add_argument("run_dir", type=Path, help="a run directory of a FOP optimizer")
-    p.add_argument("--out", type=Path, help="figure (default: RUN_DIR/preconditioners.png)")
-    p.add_argument("--model", choices=("best", "last"), default="last",
-                   help="whose optimizer state to read (default: last)")
+    p.add_argument("--out", type=_out_path, help="figure (default: RUN_DIR/preconditioners.png)")
+    p.add_argument("--model", type=_model_name, default="last", metavar="best|last|step-N",
+                   help="whose optimizer state to read: the best evaluated model, the last one "
+                        "(or the newest checkpoint that loads) or the checkpoint of step N "
+                        "(default: last)")
 
     p = commands.add_parser("toy", help="SGD, SGD+FOP and Adam on a 2-D test function")
     p.add_argument("--problem", choices=("booth", "himmelblau", "rosenbrock"), default="booth",
                    help="test function (default: booth)")
-    p.add_argument("--out", type=Path, help="figure (default: toy-<problem>.png)")
-    p.add_argument("--lr", type=float, help="learning rate of SGD and SGD+FOP")
-    p.add_argument("--hyper-lr", type=float, help="FOP's hyper learning rate")
+    p.add_argument("--out", type=_out_path, help="figure (default: toy-<problem>.png)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate of SGD and SGD+FOP")
+    p.add_argument("--hyper-lr", type=_positive_float, help="FOP's hyper learning rate")
     p.add_argument("--hyper-optimizer", choices=("adam", "sgd"), help="FOP's hyper-optimizer")
     p.add_argument("--iterations", type=_positive_int, default=20_000,
                    help="iteration budget of each optimizer (default: 20000)")
