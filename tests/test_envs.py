@@ -111,7 +111,7 @@ def test_envpool_run_trains_resumes_and_evaluates_on_both_backends(tmp_path: Pat
         results[backend] = json.loads(out)
         assert results[backend]["backend"] == backend and len(results[backend]["returns"]) == 3
     code, out, _ = run_cli(capsys, "evaluate", run_dir, "--episodes", "2")
-    assert code == 0 and "(envpool)" in out  # the run's own backend by default
+    assert code == 0 and "(envpool, pool seed" in out  # the run's own backend by default
 
 
 def test_backends_give_the_same_returns_to_the_same_policy(trained_run: Path, capsys):
