@@ -1,6 +1,6 @@
 """The mastery screen's deployment rule (README.md), applied to finished runs:
 
-    python docs/results/hardcore/mastery/select.py RUN [RUN ...]
+    python docs/results/hardcore/mastery/deploy.py RUN [RUN ...]
 
 RUN: a finished run of the screen, RUNS_DIR/ARM/BipedalWalkerHardcore-v3/adam/seed-S, with its
 checkpoints.
