@@ -33,7 +33,6 @@ value function, early stopping on ``target_kl``, discrete actions) fall back to 
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -156,10 +155,15 @@ class CompiledPPO(PPO):
                     slow.cancel()
         return fn(*args)
 
+    def _compiled_forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The policy's forward (actions, values, log-probabilities), compiled."""
+        return self._run("forward", type(self.policy).forward, self.policy, obs)
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback,
                          rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
         if rollout.fits(self, env):  # the packaged walker on EnvPool
-            return rollout.collect(self, env, callback, rollout_buffer, n_rollout_steps)
+            return rollout.collect(self, env, callback, rollout_buffer, n_rollout_steps,
+                                   self._compiled_forward)
         return self.sb3_collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
 
     def sb3_collect_rollouts(self, env: VecEnv, callback: BaseCallback,
@@ -167,8 +171,7 @@ class CompiledPPO(PPO):
         """SB3's ``collect_rollouts`` with the compiled forward: the rollout on any other
         environment, and the reference fop_rl.rollout is measured against."""
         # SB3's rollouts call policy(obs), which calls its forward: compiled while they run
-        self.policy.forward = functools.partial(self._run, "forward", type(self.policy).forward,
-                                                self.policy)
+        self.policy.forward = self._compiled_forward
         try:
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
         finally:

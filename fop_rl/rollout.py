@@ -16,11 +16,12 @@ are SB3's bit for bit (tests/test_rollout.py); it saves about 7% of a rollout's 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.running_mean_std import RunningMeanStd
@@ -29,11 +30,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from fop_rl.envpool_env import EnvPoolVecEnv
 from fop_rl.wrappers import TrainingReward
 
-if TYPE_CHECKING:
-    from fop_rl.compiled import CompiledPPO
 
-
-def fits(model: CompiledPPO, env: VecEnv) -> bool:
+def fits(model: PPO, env: VecEnv) -> bool:
     """Whether ``env`` is the packaged training stack on EnvPool, normalising observations as
     it trains, and ``model`` a policy :func:`collect` takes (continuous actions, no gSDE)."""
     return (isinstance(env, VecNormalize) and env.training and env.norm_obs
@@ -44,14 +42,16 @@ def fits(model: CompiledPPO, env: VecEnv) -> bool:
             and not model.policy.squash_output)
 
 
-def collect(model: CompiledPPO, env: VecNormalize, callback: BaseCallback,
-            rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
+def collect(model: PPO, env: VecNormalize, callback: BaseCallback, rollout_buffer: RolloutBuffer,
+            n_rollout_steps: int, forward: Callable[[torch.Tensor], tuple] | None = None) -> bool:
     """SB3's ``collect_rollouts`` for an ``env`` that :func:`fits`: the rollout in
-    ``rollout_buffer``, returns and advantages computed; False if a callback stopped it."""
+    ``rollout_buffer``, returns and advantages computed; False if a callback stopped it.
+    ``forward``: the policy's forward on a batch of observations (actions, values and
+    log-probabilities), such as a compiled one; the policy itself by default."""
     reward = env.venv
     monitor, adapter = reward.venv, reward.venv.venv
     policy = model.policy
-    forward = type(policy).forward
+    forward = forward or policy
     low, high = model.action_space.low, model.action_space.high
     scale = np.float32(reward.reward_scale)
     policy.set_training_mode(False)
@@ -60,8 +60,7 @@ def collect(model: CompiledPPO, env: VecNormalize, callback: BaseCallback,
     n_steps = 0
     while n_steps < n_rollout_steps:
         with torch.no_grad():
-            actions, values, log_probs = model._run("forward", forward, policy,
-                                                    torch.from_numpy(model._last_obs))
+            actions, values, log_probs = forward(torch.from_numpy(model._last_obs))
         actions = actions.numpy()
         clipped_actions = np.clip(actions, low, high)
         simulated = adapter.simulate(clipped_actions)
@@ -112,7 +111,7 @@ def _normalised(env: VecNormalize, monitor: VecMonitor, obs: np.ndarray, rewards
     return obs, env.normalize_reward(rewards)
 
 
-def _bootstrap_time_limits(model: CompiledPPO, rewards: np.ndarray, dones: np.ndarray,
+def _bootstrap_time_limits(model: PPO, rewards: np.ndarray, dones: np.ndarray,
                            infos: list[dict]) -> None:
     """An episode cut by the time limit: its last reward plus the discounted value of where it
     stopped (SB3's GitHub issue #633)."""
