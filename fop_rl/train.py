@@ -142,8 +142,11 @@ def start_from(model: PPO, env: VecNormalize, run: LoadedRun, source: PPO,
 
 
 def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bool = False,
-          show_progress: bool | None = None) -> Path:
+          show_progress: bool | None = None, timesteps: int | None = None) -> Path:
     """Train PPO as ``config`` says into ``run_dir`` (or continue it), and return run_dir.
+
+    ``timesteps``, with ``resume``: the run's new total (a run extended, or shortened to no
+    fewer steps than it has done), written to its config.yaml and recorded in the resume.
 
     Raises RunError before anything is written when the run directory, a checkpoint or the
     source run forbids it, and Interrupted after saving a checkpoint when stopped by Ctrl-C or
@@ -153,14 +156,20 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     if not resume and config["training"]["init_from"] is not None:
         source = load_source(config)
     prepare_run_dir(run_dir, resume, force)
-    checkpoint, resume_step, previous = None, None, None
+    checkpoint, resume_step, previous, extended = None, None, None, {}
     if resume:
         config = rundir.read_config(run_dir)
         previous = rundir.read_status(run_dir) or {}
-        total = config["training"]["total_timesteps"]
-        if previous.get("status") == "complete" and previous.get("timesteps_done", 0) >= total:
-            raise RunError(f"{run_dir} is complete ({total} steps): nothing to resume (a larger "
-                           f"training.total_timesteps in its {rundir.CONFIG} continues it)")
+        total, done = config["training"]["total_timesteps"], previous.get("timesteps_done", 0)
+        if timesteps is not None and timesteps != total:
+            if timesteps < done:
+                raise RunError(f"{run_dir} has done {done} steps: --timesteps must be at least "
+                               f"that, got {timesteps}")
+            extended = {"total_timesteps": {"from": total, "to": timesteps}}
+            total = config["training"]["total_timesteps"] = timesteps
+        if previous.get("status") == "complete" and done >= total:
+            raise RunError(f"{run_dir} is complete ({total} steps): nothing to resume "
+                           f"(--resume --timesteps N, N > {total}, extends it)")
         checkpoint = resume_point(run_dir, config)
         resume_step = 0 if checkpoint is None else checkpoint.step
     else:
@@ -179,7 +188,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
         record = {"started": previous.get("started", now), "resumes": [
             *previous.get("resumes", []),
             {"step": resume_step, "time": now,
-             "checkpoint": None if checkpoint is None else checkpoint.folder.name}]}
+             "checkpoint": None if checkpoint is None else checkpoint.folder.name, **extended}]}
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
                         terrain=plain(env_cfg)["terrain"], backend=env_cfg["backend"],
                         optimizer=training["optimizer"], seed=seed, total_timesteps=total,
@@ -216,6 +225,11 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    if extended:  # the run starts: its config says the new total
+        rundir.write_config(run_dir, config)
+        final = run_dir / rundir.FINAL_EVALUATION
+        if final.exists():  # the shorter run's last model's: kept beside the new one's
+            final.rename(run_dir / f"final_evaluation-{extended['total_timesteps']['from']}.json")
 
     evaluation = TimedEvalCallback(
         eval_env, run_dir, eval_freq=max(training["eval_freq"] // env_cfg["n_envs"], 1),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fop_rl import __version__
+from fop_rl.cli import main
 from tests.conftest import run_cli, tiny_args
 
 
@@ -68,3 +70,9 @@ def test_a_curriculum_file_is_checked_and_trains(tmp_path: Path, capsys):
     assert code == 0, err
     assert "curriculum: stage 1 (flat) from step 256" in err
     assert "512/512 steps" in out and "steps/s now, elapsed" in out and "ETA" in out
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"fop-rl {__version__}\n"

@@ -39,7 +39,8 @@ def test_a_config_of_ones_own_trains_pendulum(tmp_path: Path, capsys):
      (["train", "--set", "env.id=NoSuchEnv-v0"], "not a registered gymnasium environment"),
      (["train", "--timesteps", "0"], "must be >= 1"),
      (["train", "--config", "does-not-exist.yaml"], "does not exist"),
-     (["train", "--bogus"], "unrecognized arguments"),
+     (["train", "--bogus"], "fop-rl train: unrecognized arguments: --bogus"),
+     (["render", "no/such/run", "--scale", "0"], "must be a number > 0"),
      (["evaluate", "no/such/run"], "does not exist"),
      (["render", "no/such/run"], "does not exist")],
 )

@@ -187,8 +187,31 @@ def test_a_running_run_whose_process_is_gone_is_called_stopped(trained_run: Path
 def test_complete_run_has_nothing_to_resume(trained_run: Path, capsys):
     before = file_digests(trained_run)
     code, _, err = run_cli(capsys, "train", "--run-dir", trained_run, "--resume")
-    one_error_line(err, "is complete (1024 steps): nothing to resume", "total_timesteps")
+    one_error_line(err, "is complete (1024 steps): nothing to resume", "--timesteps N")
     assert code == 2 and file_digests(trained_run) == before
+    code, _, err = run_cli(capsys, "train", "--run-dir", trained_run, "--resume",
+                           "--timesteps", "512")
+    one_error_line(err, "has done 1024 steps: --timesteps must be at least that", "512")
+    assert code == 2 and file_digests(trained_run) == before
+
+
+def test_resume_with_timesteps_extends_a_complete_run(trained_run: Path, tmp_path: Path,
+                                                       capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    first_final = (run_dir / rundir.FINAL_EVALUATION).read_text()
+    code, out, err = run_cli(capsys, "train", "--run-dir", run_dir, "--resume",
+                             "--timesteps", "1.536e3", "--no-progress")
+    assert code == 0, err
+    assert "resuming" in out and "from step 1024" in out
+    config_now = rundir.read_config(run_dir)
+    assert config_now["training"]["total_timesteps"] == 1536
+    status = rundir.read_status(run_dir)
+    assert status["status"] == "complete" and status["timesteps_done"] == 1536
+    assert status["resumes"][-1]["total_timesteps"] == {"from": 1024, "to": 1536}
+    # the shorter run's final evaluation is kept; the new one is the longer run's
+    assert (run_dir / "final_evaluation-1024.json").read_text() == first_final
+    assert json.loads((run_dir / rundir.FINAL_EVALUATION).read_text()) != json.loads(first_final)
 
 
 def test_damaged_init_from_source_leaves_no_run(trained_run: Path, tmp_path: Path, capsys):

@@ -48,15 +48,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("--resume needs --run-dir")
         given = [flag for flag, value in [("--config", args.config), ("--env", args.env_id),
                                           ("--optimizer", args.optimizer), ("--seed", args.seed),
-                                          ("--timesteps", args.timesteps),
                                           ("--init-from", args.init_from),
                                           ("--init-model", args.init_model),
                                           ("--terrain", args.terrain),
                                           ("--curriculum", args.curriculum),
                                           ("--set", args.overrides)] if value]
         if given:
-            raise UsageError(f"--resume continues the run's own config.yaml: drop "
-                             f"{', '.join(given)}")
+            raise UsageError(f"--resume continues the run's own config.yaml (and takes "
+                             f"--timesteps, its new total): drop {', '.join(given)}")
         cfg = None
     else:
         env_id, overrides = config_overrides(args)
@@ -67,7 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         train(cfg, run_dir, resume=args.resume, force=args.force,
-              show_progress=False if args.no_progress else None)
+              show_progress=False if args.no_progress else None,
+              timesteps=args.timesteps if args.resume else None)
     except Interrupted as e:
         print(str(e), file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from fop_rl import __version__
 from fop_rl.config import BACKENDS, whole_number
 from fop_rl.rundir import model_name
 
@@ -21,6 +22,14 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage and exits 2; we want one line
         raise UsageError(f"{self.prog}: {message}")
+
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        # argparse reports arguments no command knows as the top-level parser's: name the command
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            prog = " ".join(filter(None, [self.prog, getattr(parsed, "command", None)]))
+            raise UsageError(f"{prog}: unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
 
 def _int_at_least(minimum: int):
@@ -118,6 +127,11 @@ def _init_from_options(p: argparse.ArgumentParser) -> None:
                         "evaluated yet)")
 
 
+def _episodes_option(p: argparse.ArgumentParser, default: int, what: str) -> None:
+    p.add_argument("--episodes", type=_positive_int, default=default,
+                   help=f"{what} (default: {default})")
+
+
 def _terrain_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--terrain", metavar="PRESET",
                    help=f"{what} on this walker terrain (configs/terrains.yaml: flat, stumps, "
@@ -150,6 +164,7 @@ def _run_options(p: argparse.ArgumentParser, what: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fop-rl", description="PPO with First-Order Preconditioning.")
+    parser.add_argument("--version", action="version", version=f"fop-rl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = commands.add_parser("train", help="train PPO (defaults: BipedalWalker-v3, fop-momentum)")
@@ -172,8 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int,
                    help="on gymnasium, episode i resets with seed SEED+i (default: 1000); on "
                         "envpool, the pool's seed (default: the run's seed + 10000)")
-    p.add_argument("--episodes", type=_positive_int, default=10,
-                   help="episodes to run (default: 10)")
+    _episodes_option(p, 10, "episodes to run")
     p.add_argument("--backend", choices=BACKENDS,
                    help="simulator (default: the one the run trained with)")
     p.add_argument("--envs", type=_positive_int,
@@ -194,10 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=_out_path,
                    help="video file (default: RUN_DIR/rollout.mp4, or rollout-<terrain>.mp4 on "
                         "another terrain)")
-    p.add_argument("--episodes", type=_positive_int, default=1,
-                   help="episodes, one after another (default: 1)")
+    _episodes_option(p, 1, "episodes, one after another")
     p.add_argument("--fps", type=_positive_int, help="frames per second (default: the env's)")
-    p.add_argument("--scale", type=float, default=1.0, help="resize frames, e.g. 0.5")
+    p.add_argument("--scale", type=_positive_float, default=1.0, help="resize frames, e.g. 0.5")
     _terrain_option(p, "render")
     _terrain_set_option(p)
 
