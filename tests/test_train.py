@@ -146,10 +146,15 @@ def test_render_writes_a_readable_video(trained_run: Path, tmp_path: Path, capsy
 
 def test_hardcore_terrain_trains_on_the_reference_simulator(tmp_path: Path, capsys):
     run_dir = tmp_path / "hardcore"
-    code, _, err = run_cli(capsys, "train", "--env", "BipedalWalkerHardcore-v3", "--optimizer",
-                           "momentum", "--timesteps", "512", "--run-dir", run_dir,
-                           *tiny_args("--set", "env.backend=gymnasium"))
+    code, out, err = run_cli(capsys, "train", "--env", "BipedalWalkerHardcore-v3", "--optimizer",
+                             "momentum", "--timesteps", "512", "--run-dir", run_dir,
+                             *tiny_args("--set", "env.backend=gymnasium"))
     assert code == 0, err
+    final = json.loads((run_dir / rundir.FINAL_EVALUATION).read_text())
+    # the finished run in one line: its last model's mean and CI, best evaluation, time
+    summary = out.splitlines()[-1]
+    assert summary.startswith(f"run complete: {run_dir}, last model {final['mean']:.1f} [")
+    assert "over 2 episodes, best evaluation " in summary and "at step 512, trained in" in summary
     for name in [*RUN_FILES, "monitor/0.monitor.csv", "monitor/1.monitor.csv"]:
         assert (run_dir / name).exists(), name
     assert rundir.read_config(run_dir)["env"]["id"] == "BipedalWalkerHardcore-v3"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fop_rl.cli.display import (
+    completed_run_line,
     evaluation_lines,
     print_note,
     print_preconditioners,
@@ -71,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except Interrupted as e:
         print(str(e), file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"run complete: {run_dir}")
+    print(completed_run_line(run_dir))
     return 0
 
 

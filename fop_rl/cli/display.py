@@ -3,7 +3,9 @@ inspect's table of preconditioners, an evaluation's lines."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 from fop_rl.progress import duration
 
@@ -56,6 +58,34 @@ def evaluation_lines(result: dict, source: object) -> list[str]:
                   for i, (r, n) in enumerate(zip(result["returns"], result["lengths"],
                                                  strict=True))]
     return lines
+
+
+def completed_run_line(run_dir: Path) -> str:
+    """A finished run in one line: the last model's final evaluation (mean, CI), the best
+    evaluation during training and at which step, and the training time."""
+    import numpy as np
+
+    from fop_rl import rundir
+
+    parts = [f"run complete: {run_dir}"]
+    final = run_dir / rundir.FINAL_EVALUATION
+    if final.exists():
+        result = json.loads(final.read_text())
+        low, high = result["ci"]
+        parts.append(f"last model {result['mean']:.1f} [{low:.1f}, {high:.1f}] over "
+                     f"{plural(result['episodes'], 'episode')}")
+    evaluations = run_dir / rundir.EVALUATIONS
+    if evaluations.exists():
+        with np.load(evaluations) as data:
+            means = data["results"].mean(axis=1)
+            if len(means):
+                best = int(np.argmax(means))
+                parts.append(f"best evaluation {means[best]:.1f} at step "
+                             f"{int(data['timesteps'][best])}")
+    wall = (rundir.read_status(run_dir) or {}).get("wall_time_s")
+    if wall is not None:
+        parts.append(f"trained in {duration(wall)}")
+    return ", ".join(parts)
 
 
 def sweep_line(p: dict[str, float]) -> str:
