@@ -413,6 +413,11 @@ def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: i
         warnings.simplefilter("ignore", RuntimeWarning)  # degenerate resamples of equal seeds
         groups, group_problems = aggregate(runs, level, reps)
         summary = summarize(groups, level, reps, threshold)
+    found = {label for labels in groups.values() for label in labels}
+    unknown = [b for b in baselines or () if b not in found]
+    if unknown:
+        raise RunError(f"--baseline {', '.join(unknown)}: no such label under {runs_dir} (its "
+                       f"labels: {', '.join(sorted(found))})")
     out = out or runs_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     for env_id, labels in groups.items():

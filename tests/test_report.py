@@ -248,10 +248,12 @@ def test_report_follows_linked_runs(runs_dir: Path, tmp_path: Path, capsys):
     (side.parent / "again").symlink_to(side.parent)
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
-                           "--baseline", "variant", "--baseline", "baseline",
-                           "--baseline", "momentum")
+                           "--baseline", "variant", "--baseline", "momentum")
+    assert code == 2 and err.count("\n") == 1 and not out.exists()
+    assert err.startswith("error: --baseline momentum: no such label") and "baseline, variant" in err
+    code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
+                           "--baseline", "variant", "--baseline", "baseline")
     assert code == 0, err
-    assert "warning: BipedalWalker-v3: no label momentum to compare with" in err
     summary = json.loads((out / "report.json").read_text())["BipedalWalker-v3"]
     assert set(summary) == {"baseline", "variant"}
     lines = (out / "report.md").read_text().splitlines()
