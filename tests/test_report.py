@@ -250,7 +250,8 @@ def test_report_follows_linked_runs(runs_dir: Path, tmp_path: Path, capsys):
     code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
                            "--baseline", "variant", "--baseline", "momentum")
     assert code == 2 and err.count("\n") == 1 and not out.exists()
-    assert err.startswith("error: --baseline momentum: no such label") and "baseline, variant" in err
+    assert err.startswith("error: --baseline momentum: no such label")
+    assert "baseline, variant" in err
     code, _, err = run_cli(capsys, "report", tmp_path / "side", "--out", out, "--reps", "200",
                            "--baseline", "variant", "--baseline", "baseline")
     assert code == 0, err
