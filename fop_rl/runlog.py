@@ -36,12 +36,31 @@ from fop_rl.rundir import atomic_write_text
 STEP_COLUMN = "time/total_timesteps"  # SB3 logs it in every row
 
 
+# SB3 counts these from each ``learn`` call: a resumed run continues them from its last row
+RUN_COUNTERS = ("time/iterations", "time/time_elapsed")
+
+
 def logger(folder: Path, resume_step: int | None) -> Logger:
     """SB3's logger of a run (CSV and TensorBoard in ``folder``), continuing its logs at
     ``resume_step`` (None: a new run, whose logs start empty)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return Logger(str(folder), [ContinuedCSV(folder / "progress.csv", resume_step),
-                                ContinuedTensorBoard(folder, resume_step)])
+    progress = ContinuedCSV(folder / "progress.csv", resume_step)
+    return ContinuedLogger(str(folder), [progress, ContinuedTensorBoard(folder, resume_step)],
+                           progress.last_values(RUN_COUNTERS))
+
+
+class ContinuedLogger(Logger):
+    """SB3's logger whose run counters (:data:`RUN_COUNTERS`) continue from ``offsets``, the
+    values the run had logged at its resume step, so that they rise across resumes."""
+
+    def __init__(self, folder: str, output_formats: list, offsets: dict[str, float]):
+        super().__init__(folder, output_formats)
+        self.offsets = offsets
+
+    def record(self, key: str, value: Any, exclude: str | tuple[str, ...] | None = None) -> None:
+        if key in self.offsets:
+            value = type(value)(value + self.offsets[key])
+        super().record(key, value, exclude)
 
 
 class ContinuedCSV(CSVOutputFormat):
@@ -54,6 +73,14 @@ class ContinuedCSV(CSVOutputFormat):
         atomic_write_text(path, "".join(lines))
         self._reopen()
         self.separator, self.quotechar = ",", '"'
+
+    def last_values(self, keys: tuple[str, ...]) -> dict[str, float]:
+        """``keys``' last values in the rows kept (a row of evaluations leaves them empty)."""
+        self.file.seek(0)
+        values = {k: float(row[k]) for row in csv.DictReader(self.file) for k in keys
+                  if row.get(k) not in (None, "")}
+        self.file.seek(0, os.SEEK_END)
+        return values
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]],
               step: int = 0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib
 import json
@@ -216,6 +217,13 @@ def test_interrupted_run_resumes_to_the_end(tmp_path: Path, capsys):
         acc.Reload()
         steps += [e.step for e in acc.Scalars("eval/mean_reward")]
     assert max(steps) >= 3072 and any(s > stopped_at for s in steps)
+    # SB3's run counters rise across the resume (SB3 alone restarts them at each learn call)
+    rows = list(csv.DictReader((run_dir / "tb" / "progress.csv").open()))
+    for key in ("time/iterations", "time/time_elapsed"):
+        values = [float(r[key]) for r in rows if r[key]]
+        assert values == sorted(values) and values[-1] > values[0], key
+    iterations = [int(r["time/iterations"]) for r in rows if r["time/iterations"]]
+    assert iterations == list(range(1, len(iterations) + 1))
 
 
 def file_digests(folder: Path) -> dict[str, str]:
