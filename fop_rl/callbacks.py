@@ -20,7 +20,7 @@ from fop_rl import curriculum, rundir
 from fop_rl.checkpoints import save_checkpoint
 from fop_rl.curriculum import Stage, State
 from fop_rl.optim import FOP, panels
-from fop_rl.progress import duration
+from fop_rl.progress import duration, progress_bar
 from fop_rl.terrain import Terrain
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
@@ -146,17 +146,8 @@ class RunMonitor(BaseCallback):
         self.evaluations_seen = len(self.evaluation.evaluations_timesteps)
         self.bar = None
         if self.show_bar:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
-                                TextColumn("eval {task.fields[reward]}"), TimeRemainingColumn())
+            self.bar = progress_bar()
+            self.bar.console.print(f"[bold]{self.label}[/bold]")
             self.task = self.bar.add_task(self.label, total=self.total,
                                           completed=self.num_timesteps, speed="",
                                           reward="-")
@@ -167,8 +158,10 @@ class RunMonitor(BaseCallback):
         goes now (since the last line), how long it has taken and how long it will."""
         now, steps = time.monotonic(), self.num_timesteps
         rate = (steps - self.last_line[1]) / max(now - self.last_line[0], 1e-9)
+        # the first line's rate holds the start (environments, compiling, loading): no ETA yet
+        settled = self.last_line[0] > self.start_time
         self.last_line = (now, steps)
-        eta = (self.total - steps) / rate if rate > 0 else float("nan")
+        eta = (self.total - steps) / rate if rate > 0 and settled else float("nan")
         return (f"{steps}/{self.total} steps, {rate:.0f} steps/s now, elapsed "
                 f"{duration(self.previous_wall + now - self.start_time)}, ETA {duration(eta)}, "
                 f"eval mean return {self.evaluation.last_mean_reward:.1f}")

@@ -90,9 +90,11 @@ def completed_run_line(run_dir: Path) -> str:
 
 def sweep_line(p: dict[str, float]) -> str:
     """A sweep's progress (sweep.progress's counts) on one line."""
+    # steps all done while runs still go: their final evaluations and saves
+    eta = "finishing" if p["eta_s"] == 0 and p["running"] else duration(p["eta_s"])
     return (f"done {p['done'] + p['skipped']:.0f} / running {p['running']:.0f} / failed "
             f"{p['failed']:.0f} / pending {p['pending']:.0f} | {p['steps_per_s']:.0f} env "
-            f"steps/s | ETA {duration(p['eta_s'])}")
+            f"steps/s | ETA {eta}")
 
 
 def print_trials(title: str, rows: list[dict]) -> None:
