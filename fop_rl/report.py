@@ -21,11 +21,15 @@ import zipfile
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fop_rl import stats
 from fop_rl.rundir import EVALUATIONS, FINAL_EVALUATION, RunError, read_status
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MIN_SEEDS = 5
 _SEED_DIR = re.compile(r"^seed-(\d+)$")
@@ -273,32 +277,43 @@ def write_csv(groups: dict[str, dict[str, Group]], path: Path) -> None:
 def plot(env_id: str, labels: dict[str, Group], level: float, path: Path,
          threshold: float | None, reference: tuple[str, float] | None = None,
          evaluations: bool = False) -> None:
+    """:func:`figure` written to ``path``."""
+    fig = figure(env_id, labels, level, threshold, reference, evaluations)
+    fig.savefig(path, dpi=120)
+    fig.clear()
+
+
+def figure(env_id: str, labels: dict[str, Group], level: float, threshold: float | None,
+           reference: tuple[str, float] | None = None, evaluations: bool = False) -> Figure:
     """The median best-so-far curves with their CIs, or (``evaluations``) the median of the
     evaluations themselves, where a run that loses a good policy shows."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for label, g in labels.items():
         median, low, high = ((g.eval_median, g.eval_low, g.eval_high) if evaluations
                              else (g.median, g.median_low, g.median_high))
-        line, = ax.plot(g.grid, median, lw=2, label=f"{label} ({len(g.seeds)} seeds)")
-        ax.fill_between(g.grid, low, high, color=line.get_color(), alpha=0.2)
+        # few evaluations: each one marked (a single one is a point, not a line)
+        line, = ax.plot(g.grid, median, lw=2, marker="o" if len(g.grid) <= 20 else None,
+                        label=f"{label} ({len(g.seeds)} seeds)")
+        if len(g.grid) > 1:
+            ax.fill_between(g.grid, low, high, color=line.get_color(), alpha=0.2)
+        else:
+            ax.errorbar(g.grid, median, yerr=[median - low, high - median], ls="none",
+                        color=line.get_color(), capsize=5)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold:g}")
     if reference is not None:
         name, value = reference
         ax.axhline(value, color="black", ls=":", lw=1.5, label=f"{name} ({value:g})")
     what = "evaluation return" if evaluations else "best-so-far evaluation return"
-    ax.set(xlabel="environment steps", ylabel=f"{what} (median)",
-           title=f"{env_id}: median over seeds, {level:.0%} bootstrap CI")
+    ax.set(xlabel="environment steps",
+           ylabel=f"return: median over seeds, {level:.0%} bootstrap CI", title=f"{env_id}: {what}")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def probability_text(p: dict | None) -> str:

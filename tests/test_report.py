@@ -211,6 +211,22 @@ def test_evaluation_curves_are_the_evaluations_themselves(tmp_path: Path):
     assert np.all(fop.eval_low <= fop.eval_median) and np.all(fop.eval_median <= fop.eval_high)
 
 
+def test_figures_of_one_evaluation_mark_it_and_titles_say_which_figure(tmp_path: Path):
+    from fop_rl.report import aggregate, figure, find_runs
+
+    for seed in range(3):
+        write_run(tmp_path, "BipedalWalker-v3", "momentum", seed, np.array([-90.0 - seed]))
+    groups, _ = aggregate(find_runs(tmp_path)[0], 0.95, reps=200)
+    labels = groups["BipedalWalker-v3"]
+    best, evaluations = (figure("BipedalWalker-v3", labels, 0.95, None, evaluations=e).axes[0]
+                         for e in (False, True))
+    assert best.get_title() == "BipedalWalker-v3: best-so-far evaluation return"
+    assert evaluations.get_title() == "BipedalWalker-v3: evaluation return"
+    for ax in (best, evaluations):
+        assert ax.lines[0].get_marker() == "o" and len(ax.containers) == 1  # point, error bar
+        assert ax.get_xlabel() and "bootstrap CI" in ax.get_ylabel()
+
+
 def test_report_draws_a_reference_line(runs_dir: Path, tmp_path: Path, capsys):
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "report", runs_dir, "--out", out, "--reps", "100",
