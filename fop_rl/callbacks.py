@@ -17,10 +17,11 @@ from stable_baselines3.common.logger import Figure
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from fop_rl import curriculum, rundir
+from fop_rl.bar import progress_bar
 from fop_rl.checkpoints import save_checkpoint
 from fop_rl.curriculum import Stage, State
 from fop_rl.optim import FOP, panels
-from fop_rl.progress import duration, progress_bar
+from fop_rl.progress import duration
 from fop_rl.terrain import Terrain
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")

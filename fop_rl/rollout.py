@@ -43,15 +43,14 @@ def fits(model: PPO, env: VecEnv) -> bool:
 
 
 def collect(model: PPO, env: VecNormalize, callback: BaseCallback, rollout_buffer: RolloutBuffer,
-            n_rollout_steps: int, forward: Callable[[torch.Tensor], tuple] | None = None) -> bool:
+            n_rollout_steps: int, forward: Callable[[torch.Tensor], tuple]) -> bool:
     """SB3's ``collect_rollouts`` for an ``env`` that :func:`fits`: the rollout in
     ``rollout_buffer``, returns and advantages computed; False if a callback stopped it.
     ``forward``: the policy's forward on a batch of observations (actions, values and
-    log-probabilities), such as a compiled one; the policy itself by default."""
+    log-probabilities), such as a compiled one."""
     reward = env.venv
     monitor, adapter = reward.venv, reward.venv.venv
     policy = model.policy
-    forward = forward or policy
     low, high = model.action_space.low, model.action_space.high
     scale = np.float32(reward.reward_scale)
     policy.set_training_mode(False)

@@ -33,11 +33,13 @@ import re
 import socket
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 import fop_rl
@@ -276,3 +278,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     path = run_dir / CHECKPOINTS / pointer.read_text().strip()
     return path if path.is_dir() else None
+
+
+def read_evaluations(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(timesteps, mean return per evaluation) so far; empty while none (or mid-write)."""
+    try:
+        with np.load(run_dir / EVALUATIONS) as data:
+            return data["timesteps"].copy(), data["results"].mean(axis=1)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # mid-write
+        return np.zeros(0, dtype=int), np.zeros(0)

@@ -31,7 +31,6 @@ import itertools
 import random
 import time
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,15 +149,6 @@ def objective_curve(curves: list[np.ndarray], objective: str) -> np.ndarray:
     if objective == "auc":
         return np.cumsum(best) / np.arange(1, length + 1)
     return best
-
-
-def read_evaluations(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(timesteps, mean return per evaluation) so far; empty while none (or mid-write)."""
-    try:
-        with np.load(run_dir / rundir.EVALUATIONS) as data:
-            return data["timesteps"].copy(), data["results"].mean(axis=1)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # mid-write
-        return np.zeros(0, dtype=int), np.zeros(0)
 
 
 @dataclass
@@ -321,7 +311,7 @@ class Tuner:
                   if code not in (None, 0)]
         if failed:
             return self.end(running, "FAIL", _failure(failed[0]))
-        evaluations = [read_evaluations(job.run_dir) for job in running.jobs]
+        evaluations = [rundir.read_evaluations(job.run_dir) for job in running.jobs]
         curves = [returns for _, returns in evaluations]
         if min(len(c) for c in curves):
             curve = objective_curve(curves, self.objective)

@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 from fop_rl import __version__
+from fop_rl.bar import progress_bar
 from fop_rl.cli import main
 from fop_rl.cli.display import sweep_line
-from fop_rl.progress import progress_bar
 from tests.conftest import run_cli, tiny_args
 
 

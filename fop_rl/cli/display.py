@@ -63,8 +63,6 @@ def evaluation_lines(result: dict, source: object) -> list[str]:
 def completed_run_line(run_dir: Path) -> str:
     """A finished run in one line: the last model's final evaluation (mean, CI), the best
     evaluation during training and at which step, and the training time."""
-    import numpy as np
-
     from fop_rl import rundir
 
     parts = [f"run complete: {run_dir}"]
@@ -74,14 +72,10 @@ def completed_run_line(run_dir: Path) -> str:
         low, high = result["ci"]
         parts.append(f"last model {result['mean']:.1f} [{low:.1f}, {high:.1f}] over "
                      f"{plural(result['episodes'], 'episode')}")
-    evaluations = run_dir / rundir.EVALUATIONS
-    if evaluations.exists():
-        with np.load(evaluations) as data:
-            means = data["results"].mean(axis=1)
-            if len(means):
-                best = int(np.argmax(means))
-                parts.append(f"best evaluation {means[best]:.1f} at step "
-                             f"{int(data['timesteps'][best])}")
+    timesteps, means = rundir.read_evaluations(run_dir)
+    if len(means):
+        best = int(means.argmax())
+        parts.append(f"best evaluation {means[best]:.1f} at step {int(timesteps[best])}")
     wall = (rundir.read_status(run_dir) or {}).get("wall_time_s")
     if wall is not None:
         parts.append(f"trained in {duration(wall)}")
