@@ -107,3 +107,44 @@ def test_the_first_progress_line_of_a_run_has_no_eta(tmp_path: Path, capsys):
     lines = [line for line in out.splitlines() if "steps/s now" in line]
     assert lines[0].startswith("512/1024 steps") and ", ETA -, " in lines[0]
     assert ", ETA -, " not in lines[1]
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tour() -> list[list[str]]:
+    """README's quick tour: each fop-rl command's arguments (comments, continuation lines and
+    optional ``[...]`` parts taken out; RUN left as the reader's run directory)."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## A quick tour", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = re.sub(r"\\\n\s*", " ", block).splitlines()
+    commands = [re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]) for line in lines]
+    return [shlex.split(c)[1:] for c in commands if c.startswith("fop-rl ")]
+
+
+def test_readme_tour_parses_and_names_files_that_exist():
+    """Every command of README's tour is one the parser takes, and every file or folder it
+    names (configs, curricula, committed agents) is in the repository."""
+    from fop_rl.cli import build_parser
+
+    tour = _tour()
+    assert len(tour) >= 15
+    for argv in tour:
+        build_parser().parse_args(argv)  # a UsageError names the command
+        for word in argv:
+            value = word.split("=", 1)[-1]
+            if value.startswith(("configs/", "docs/")):
+                assert (REPO / value).exists(), (argv, value)
+
+
+def test_readme_links_point_to_files_that_exist():
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme)
+    assert links
+    missing = [link for link in links if not (REPO / link).exists()]
+    assert not missing
