@@ -725,5 +725,42 @@ def test_native_step_without_a_compiler_steps_from_python(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["True", "True"]
     notes = [line for line in result.stderr.splitlines() if "C++ step" in line]
-    assert len(notes) == 1 and notes[0].startswith("note: FOP's C++ step could not be built")
+    assert [note.split(" (")[0] for note in notes] == [
+        "note: building FOP's C++ step", "note: FOP's C++ step could not be built"]
+    assert "no-compiler: not found" in notes[1]
     assert "Traceback" not in result.stderr
+
+
+def test_native_build_survives_a_ctrl_c_and_a_killed_builder(tmp_path):
+    """The C++ step's build, Ctrl-C'd at its note, finishes for the next start, which loads it;
+    a start after a builder killed mid-build (torch's lock left in the folder) loads without
+    waiting; a different compiler is a build configuration of its own."""
+    import signal
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions")}
+    start = [sys.executable, "-c", "from fop_rl.optim import native\n"
+             "print(native.extension() is not None, native.build_directory())"]
+    first = subprocess.Popen(start, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    note = first.stderr.readline()
+    assert "note: building FOP's C++ step" in note
+    folder = Path(note.split("kept in ", 1)[1].rstrip(")\n"))
+    time.sleep(1.0)
+    os.killpg(first.pid, signal.SIGINT)  # a Ctrl-C reaches the run's whole process group
+    assert first.wait(timeout=60) != 0
+    deadline = time.monotonic() + 600
+    while not (folder / "fop_rl_native_step.so").exists():  # the build goes on without it
+        assert time.monotonic() < deadline
+        time.sleep(1.0)
+    second = subprocess.run(start, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.split() == ["True", str(folder)], second.stderr
+    (folder / "lock").write_text("")  # what torch's builder leaves when killed mid-build
+    third = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+    assert third.stdout.split() == ["True", str(folder)] and "note" not in third.stderr
+    other = subprocess.run([sys.executable, "-c", "from fop_rl.optim import native\n"
+                            "print(native.build_directory())"], capture_output=True, text=True,
+                           env={**env, "CXX": "g++"}, timeout=120)
+    assert other.stdout.strip() not in ("", str(folder))
