@@ -32,6 +32,10 @@ from typing import Any
 NAME = "fop_rl_native_step"
 FLAGS = ["-O2"]
 _SOURCE = Path(__file__).with_name("native_step.cpp")
+# the build's child: this file as __main__ (argv: this file, the folder), without this file's
+# folder or the working directory first on sys.path, where a module could shadow the stdlib's
+_CHILD = ("import runpy, sys; del sys.path[0]; sys.argv = sys.argv[1:]; "
+          "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def build_directory() -> Path:
@@ -71,8 +75,9 @@ def _load_inline(folder: Path) -> Any:
 def _build(folder: Path) -> None:
     """Build in a child of its own session (this file run as a script), so the run's Ctrl-C does
     not reach the compiler; an interrupted wait leaves the child to finish for the next start."""
-    child = subprocess.Popen([sys.executable, __file__, str(folder)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, __file__, str(folder)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     _, errors = child.communicate()
     if child.returncode:
         lines = [line.strip() for line in errors.splitlines() if line.strip()]
@@ -108,6 +113,7 @@ def extension() -> Any | None:
 
 
 if __name__ == "__main__":  # the build's child (see _build): nothing of fop_rl imported
-    with _exclusive(Path(sys.argv[1])):
-        if not _built(Path(sys.argv[1])):
-            _load_inline(Path(sys.argv[1]))
+    _folder = Path(sys.argv[1])
+    with _exclusive(_folder):
+        if not _built(_folder):
+            _load_inline(_folder)
