@@ -14,7 +14,7 @@ arm_options() {  # the arm's change of the recipe
     recipe) ;;
     wide) echo "--set ppo.net_arch=[256,256]" ;;
     bigbatch) echo "--set ppo.batch_size=512 --set ppo.n_epochs=5" ;;
-    gamma) echo "--set ppo.gamma=0.995" ;;
+    gamma) echo "$(arm_options bigbatch) --set ppo.gamma=0.995" ;;  # amended: on bigbatch
     *) echo "unknown arm $1" >&2; return 1 ;;
   esac
 }
