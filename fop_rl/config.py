@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from fop_rl import TERRAIN_ENV_ID
+from fop_rl import optimizers as optimizer_names
 from fop_rl.optimizers import FOP, OPTIMIZER_KEYS, OPTIMIZERS
 from fop_rl.text import first_line, read_yaml  # noqa: F401 (public here too)
 
@@ -117,7 +118,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
     "training": {
         "total_timesteps": ((int,), _at_least_one),
         "seed": ((int,), _non_negative),
-        "optimizer": ((str,), _one_of(*OPTIMIZERS)),
+        "optimizer": ((str,), optimizer_names.name_problem),
         "eval_freq": ((int,), _at_least_one),
         "n_eval_episodes": ((int,), _at_least_one),
         "n_eval_envs": ((int,), _at_least_one),
@@ -165,7 +166,8 @@ OPTIONAL: dict[str, dict[str, Any]] = {
     # null: compiled except for FOP's optimizers (compile_default)
     "ppo": {"compile": None},
 }
-# every optimizer option, with its type and check; each name accepts the keys in OPTIMIZER_KEYS
+# every packaged optimizer's option, with its type and check; each name accepts the keys in
+# OPTIMIZER_KEYS (an import path's keys are its class's, checked by the class itself)
 OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] | None]] = {
     "lr": (_NUMBER, _positive),
     "momentum": (_NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)"),
@@ -258,6 +260,10 @@ def set_key(config: dict[str, Any], item: str, source: str) -> None:
     if not sep or not key:
         raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, for example ppo.n_steps=256")
     parts = key.split(".")
+    # an optimizer's import path is one key: optimizers.torch.optim:AdamW.lr
+    colon = next((i for i, part in enumerate(parts) if ":" in part), None)
+    if colon is not None and colon > 1:
+        parts = [parts[0], ".".join(parts[1:colon + 1]), *parts[colon + 1:]]
     node = config
     for part in parts[:-1]:
         if node.get(part) is None:
@@ -306,12 +312,20 @@ def validate(config: dict[str, Any], source: str, typed: dict[str, str] | None =
     optimizers = config.get("optimizers")
     if not isinstance(optimizers, dict):
         raise ConfigError(f"{source}: section 'optimizers' is missing or not a mapping")
+    chosen = config["training"]["optimizer"]
+    if optimizer_names.is_import_path(chosen):
+        optimizers.setdefault(chosen, {})
     for name, options in optimizers.items():
-        if name not in OPTIMIZERS:
-            raise ConfigError(f"{source}: unknown optimizer optimizers.{name} "
-                              f"(known: {', '.join(OPTIMIZERS)})")
+        problem = optimizer_names.name_problem(name)
+        if problem:
+            raise ConfigError(f"{source}: optimizers.{name}: the name {problem}")
+        if optimizer_names.is_import_path(name) and isinstance(options, dict):
+            options.setdefault("lr", _default_lr(source, name))
         if not isinstance(options, dict) or "lr" not in options:
             raise ConfigError(f"{source}: optimizers.{name} must be a mapping with an lr")
+        if optimizer_names.is_import_path(name):
+            _check_imported(name, options, source, typed)
+            continue
         for key, value in options.items():
             if key not in OPTIMIZER_KEYS[name]:
                 raise ConfigError(f"{source}: unknown key optimizers.{name}.{key} "
@@ -319,7 +333,6 @@ def validate(config: dict[str, Any], source: str, typed: dict[str, str] | None =
             where = f"optimizers.{name}.{key}"
             _check(typed.get(where, source), where, value, *OPTIMIZER_OPTIONS[key])
     _validate_search(config.get("search", {}), source)
-    chosen = config["training"]["optimizer"]
     if chosen not in optimizers:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
                           "under optimizers")
@@ -350,10 +363,46 @@ def validate(config: dict[str, Any], source: str, typed: dict[str, str] | None =
                               "env.backend=gymnasium")
 
 
+def _check_imported(name: str, options: dict[str, Any], source: str,
+                    typed: dict[str, str]) -> None:
+    """An import path's config entry: lr > 0, its keys the class's, its values accepted by the
+    class (errors name the --set that gave a key, else ``source``)."""
+    def where(key: str) -> str:
+        return typed.get(f"optimizers.{name}.{key}", source)
+
+    _check(where("lr"), f"optimizers.{name}.lr", options["lr"], *OPTIMIZER_OPTIONS["lr"])
+    try:
+        key = optimizer_names.unknown_key(name, options)
+        if key is not None:
+            raise ConfigError(f"{where(key)}: unknown key optimizers.{name}.{key} (known: "
+                              f"{', '.join(optimizer_names.accepted_options(name) or ())})")
+        optimizer_names.check_values(name, options)
+    except optimizer_names.OptimizerError as e:
+        given = [typed[f"optimizers.{name}.{k}"] for k in options
+                 if f"optimizers.{name}.{k}" in typed]
+        raise ConfigError(f"{', '.join(given) or source}: {e}") from None
+
+
+def _default_lr(source: str, name: str) -> float:
+    """The learning rate of an import path whose entry has none: its class's default."""
+    try:
+        lr = optimizer_names.default_lr(name)
+    except optimizer_names.OptimizerError as e:
+        raise ConfigError(f"{source}: training.optimizer: {e}") from None
+    if lr is None:
+        raise ConfigError(f"{source}: {name} has no default lr: give one, e.g. --set "
+                          f"optimizers.{name}.lr=3e-4")
+    return lr
+
+
 def compile_default(optimizer: str) -> bool:
     """Whether ``ppo.compile`` left unset compiles: not for FOP's optimizers, whose compiled
     runs learned worse than SB3's own PPO's on fresh seeds (P 0.28 [0.12, 0.48] over 15 seeds,
     issue 46) until the cause is found; for the others, yes."""
+    if optimizer_names.is_import_path(optimizer):
+        from fop_rl.optim import FOP as FOPClass
+
+        return not issubclass(optimizer_names.optimizer_class(optimizer), FOPClass)
     return OPTIMIZERS[optimizer][0] != FOP
 
 
@@ -407,28 +456,37 @@ def _validate_search(search: Any, source: str) -> None:
         raise ConfigError(f"{source}: section 'search' must be a mapping of optimizer names")
     for name, space in search.items():
         where = f"search.{name}"
-        if name not in OPTIMIZERS:
-            raise ConfigError(f"{source}: unknown optimizer {where} "
-                              f"(known: {', '.join(OPTIMIZERS)})")
+        problem = optimizer_names.name_problem(name)
+        if problem:
+            raise ConfigError(f"{source}: {where}: the name {problem}")
         if not isinstance(space, dict) or not space:
             raise ConfigError(f"{source}: {where} must map options to ranges")
+        try:
+            known = optimizer_names.accepted_options(name)
+        except optimizer_names.OptimizerError as e:
+            raise ConfigError(f"{source}: {where}: {e}") from None
         for key, spec in space.items():
-            _check_range(source, f"{where}.{key}", key, OPTIMIZER_KEYS[name], spec)
+            _check_range(source, f"{where}.{key}", key, known, spec)
 
 
-def _check_range(source: str, where: str, key: str, known: tuple[str, ...], spec: Any) -> None:
+def _check_range(source: str, where: str, key: str, known: tuple[str, ...] | None,
+                 spec: Any) -> None:
+    """``known``: the optimizer's keys (None: any key)."""
     def fail(reason: str) -> ConfigError:
         return ConfigError(f"{source}: {where} {reason}")
 
-    if key not in known:
+    if known is not None and key not in known:
         raise fail(f"is not an option of this optimizer (known: {', '.join(known)})")
+    # an import path's own options: numbers in a range, any values as choices
+    checks = OPTIMIZER_OPTIONS.get(key, (_NUMBER, None))
     if not isinstance(spec, dict):
         raise fail("must be {low: L, high: H[, log: true]} or {choices: [...]}")
     if "choices" in spec:
         if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec["choices"]:
             raise fail("must be {choices: [one or more values]}")
-        for value in spec["choices"]:
-            _check(source, where, value, *OPTIMIZER_OPTIONS[key])
+        if key in OPTIMIZER_OPTIONS:
+            for value in spec["choices"]:
+                _check(source, where, value, *OPTIMIZER_OPTIONS[key])
         return
     unknown = set(spec) - {"low", "high", "log"}
     if unknown:
@@ -441,7 +499,7 @@ def _check_range(source: str, where: str, key: str, known: tuple[str, ...], spec
         if not isinstance(value, _NUMBER) or isinstance(value, bool):
             raise fail(f"{bound} must be a number, got {value!r} (YAML reads 1e-4 as text: "
                        "write 1.0e-4)")
-        _check(source, where, value, *OPTIMIZER_OPTIONS[key])
+        _check(source, where, value, *checks)
     if not isinstance(log, bool):
         raise fail(f"log must be true or false, got {log!r}")
     if low >= high:

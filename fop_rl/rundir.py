@@ -44,6 +44,7 @@ import yaml
 
 import fop_rl
 from fop_rl.config import ConfigError, fill_defaults, plain, resolve_terrain
+from fop_rl.optimizers import folder_name
 from fop_rl.text import first_line, read_yaml
 
 CONFIG, RUN_JSON = "config.yaml", "run.json"
@@ -75,8 +76,9 @@ def env_folder(config: dict[str, Any]) -> str:
 
 
 def default_run_dir(env: str, optimizer: str, seed: int, root: str | Path = "runs") -> Path:
-    """``<root>/<env>/<optimizer>/seed-<n>``; ``env`` is :func:`env_folder`'s."""
-    return Path(root) / env / optimizer / f"seed-{seed}"
+    """``<root>/<env>/<optimizer>/seed-<n>``; ``env`` is :func:`env_folder`'s, ``<optimizer>``
+    the name's folder (an import path's ``:`` as ``.``)."""
+    return Path(root) / env / folder_name(optimizer) / f"seed-{seed}"
 
 
 def _umask() -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from fop_rl import config as configuration
 from fop_rl import rundir
 from fop_rl.config import ConfigError
+from fop_rl.optimizers import folder_name
 from fop_rl.text import first_line
 
 
@@ -69,7 +70,7 @@ def plan(config_path: Path | None, env_id: str | None, optimizers: Iterable[str]
             cfg = configuration.load(config_path, env_id, [*overrides, *extra])
             env = rundir.env_folder(cfg)
             run_dir = rundir.default_run_dir(env, optimizer, seed, runs_dir)
-            log = runs_dir / "logs" / env / optimizer / f"seed-{seed}.log"
+            log = runs_dir / "logs" / env / folder_name(optimizer) / f"seed-{seed}.log"
             rundir.check_not_training(run_dir)  # another sweep's, say: leave it alone
             status = (rundir.read_status(run_dir) or {}).get("status")
             if status == "complete":

@@ -32,7 +32,7 @@ from fop_rl.compiled import CompiledPPO
 from fop_rl.config import compile_default, plain
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import evaluate, save_final
-from fop_rl.optimizers import policy_setup
+from fop_rl.optimizers import described, policy_setup
 from fop_rl.rundir import RunError
 from fop_rl.saved import check_spaces, load_model, load_stats
 
@@ -191,7 +191,10 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
              "checkpoint": None if checkpoint is None else checkpoint.folder.name, **extended}]}
     rundir.write_status(run_dir, status="running", env_id=env_cfg["id"],
                         terrain=plain(env_cfg)["terrain"], backend=env_cfg["backend"],
-                        optimizer=training["optimizer"], seed=seed, total_timesteps=total,
+                        optimizer=training["optimizer"],
+                        **described(training["optimizer"],
+                                    config["optimizers"][training["optimizer"]]),
+                        seed=seed, total_timesteps=total,
                         training_reward={k: env_cfg[k] for k in ("fall_penalty", "reward_scale")},
                         action_repeat=env_cfg["action_repeat"],
                         versions=rundir.versions(), **record, **rundir.process())

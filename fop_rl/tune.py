@@ -41,6 +41,7 @@ import yaml
 
 from fop_rl import rundir, stats
 from fop_rl.config import ConfigError, plain
+from fop_rl.optimizers import folder_name
 from fop_rl.sweep import Job, LocalBackend
 from fop_rl.text import first_line
 
@@ -48,8 +49,9 @@ FINISHED = ("COMPLETE", "PRUNED")
 
 
 def study_folder(runs_dir: Path, env: str, optimizer: str) -> Path:
-    """``<runs_dir>/tune/<env>/<optimizer>``; ``env`` is rundir.env_folder's."""
-    return runs_dir / "tune" / env / optimizer
+    """``<runs_dir>/tune/<env>/<optimizer>``; ``env`` is rundir.env_folder's, ``<optimizer>``
+    the name's folder (an import path's ``:`` as ``.``)."""
+    return runs_dir / "tune" / env / folder_name(optimizer)
 
 
 HEARTBEAT_S = 60  # a database study's running trials beat this often (--heartbeat)

@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train PPO (defaults: BipedalWalker-v3, fop-momentum)")
     _config_options(p)
-    p.add_argument("--optimizer", help="optimizer name, e.g. momentum, adam, fop-momentum")
+    p.add_argument("--optimizer", help="optimizer name, e.g. momentum, adam, fop-momentum, "
+                   "or any torch optimizer by import path, e.g. torch.optim:AdamW")
     p.add_argument("--seed", type=_non_negative_int,
                    help="seed of the run: network, environments, evaluation (default: 0)")
     p.add_argument("--timesteps", type=_positive_int, help="total environment steps")
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("sweep", help="many (optimizer, seed) runs, locally or on Ray")
     _config_options(p)
     p.add_argument("--optimizers", nargs="+", required=True, metavar="NAME",
-                   help="optimizer names, e.g. momentum adam fop-momentum")
+                   help="optimizer names or import paths, e.g. momentum adam torch.optim:AdamW")
     p.add_argument("--seeds", required=True, metavar="SPEC", help="like 0-9 or 0,3,7")
     p.add_argument("--timesteps", type=_positive_int, help="total environment steps per run")
     _parallel_options(p, "runs at once",
