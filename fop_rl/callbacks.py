@@ -3,6 +3,7 @@ atomically, progress and status, a curriculum's stages."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from fop_rl import curriculum, rundir
 from fop_rl.bar import progress_bar
 from fop_rl.checkpoints import save_checkpoint
 from fop_rl.curriculum import Stage, State
+from fop_rl.modes import evaluated_weights
 from fop_rl.optim import FOP, panels
 from fop_rl.progress import duration
 from fop_rl.terrain import Terrain
@@ -113,7 +115,9 @@ class TimedEvalCallback(EvalCallback):
     def _on_step(self) -> bool:
         start = time.monotonic()
         evaluated, best = len(self.evaluations_timesteps), self.best_mean_reward
-        continue_training = super()._on_step()
+        due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0  # as SB3 decides
+        with evaluated_weights(self.model) if due else contextlib.nullcontext():
+            continue_training = super()._on_step()  # evaluates, and saves a new best model
         self.seconds += time.monotonic() - start
         if len(self.evaluations_timesteps) > evaluated:
             os.replace(f"{self.log_path}.npz", self.run_dir / rundir.EVALUATIONS)
@@ -290,9 +294,10 @@ class Curriculum(BaseCallback):
         else:
             self.stage_env.env_method("set_terrain", self.stage.terrain)
         sync_envs_normalization(self.training_env, self.stage_env)
-        returns, _ = evaluate_policy(self.model, self.stage_env,
-                                     n_eval_episodes=self.evaluation.n_eval_episodes,
-                                     deterministic=True, return_episode_rewards=True)
+        with evaluated_weights(self.model):
+            returns, _ = evaluate_policy(self.model, self.stage_env,
+                                         n_eval_episodes=self.evaluation.n_eval_episodes,
+                                         deterministic=True, return_episode_rewards=True)
         mean = float(np.mean(returns))
         self.logger.record("curriculum/stage_eval_return", mean)
         self.state.evaluations.append({"step": self.num_timesteps, "stage": self.state.stage,

@@ -19,6 +19,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 from fop_rl import rundir
+from fop_rl.modes import evaluated_weights
 from fop_rl.rundir import RunError
 from fop_rl.saved import load_stats
 from fop_rl.text import first_line
@@ -38,7 +39,8 @@ def save_checkpoint(model: PPO, run_dir: Path, keep: int = 2) -> Path:
     tmp = folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    model.save(tmp / rundir.MODEL)
+    with evaluated_weights(model):
+        model.save(tmp / rundir.MODEL)
     model.get_vec_normalize_env().save(str(tmp / rundir.VECNORM))
     for record in (rundir.EVALUATIONS, rundir.CURRICULUM):
         if (run_dir / record).exists():

@@ -32,6 +32,7 @@ from fop_rl.compiled import CompiledPPO
 from fop_rl.config import compile_default, plain
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import evaluate, save_final
+from fop_rl.modes import evaluated_weights, to_train_mode
 from fop_rl.optimizers import described, policy_setup
 from fop_rl.rundir import RunError
 from fop_rl.saved import check_spaces, load_model, load_stats
@@ -221,6 +222,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
             model = build_model(config, env)
             if source is not None:
                 rundir.write_status(run_dir, init_from=start_from(model, env, *source))
+        to_train_mode(model)  # a checkpoint's optimizer was saved in eval mode
         model.set_logger(runlog.logger(run_dir / "tb", resume_step))
     except Exception:  # nothing trained yet: leave the directory as it was
         if resume:
@@ -274,7 +276,7 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
                 raise Interrupted(f"interrupted at {model.num_timesteps} steps, checkpoint "
                                   f"saved; continue with: fop-rl train --run-dir {run_dir} "
                                   "--resume")
-        with rundir.atomic_path(run_dir / rundir.MODEL) as tmp:
+        with rundir.atomic_path(run_dir / rundir.MODEL) as tmp, evaluated_weights(model):
             model.save(tmp)
         with rundir.atomic_path(run_dir / rundir.VECNORM) as tmp:
             env.save(str(tmp))

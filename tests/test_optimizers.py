@@ -1,5 +1,6 @@
 """Any torch optimizer by import path: torch's own and a user's module, through train, resume,
-evaluate, a plain PPO.load, sweep and report; bad names and options as one-line errors."""
+evaluate, a plain PPO.load, sweep and report; bad names and options as one-line errors;
+schedule-free optimizers' two sets of weights."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 from stable_baselines3 import PPO
 
 from fop_rl import config, rundir
+from fop_rl.checkpoints import load_checkpoint
+from fop_rl.modes import to_train_mode
 from tests.conftest import TINY, run_cli, tiny_args
 
 ENV = "BipedalWalker-v3"
@@ -126,3 +129,55 @@ def test_a_search_space_for_an_import_path_is_checked_against_its_class(tmp_path
     path.write_text(path.read_text().replace("weight_decay:", "decay:"))
     with pytest.raises(config.ConfigError, match=rf"search.{ADAMW}.decay is not an option"):
         config.load(path, None, [])
+
+
+def _state_of(model: PPO, key: str) -> list[torch.Tensor]:
+    optimizer = model.policy.optimizer
+    return [optimizer.state[p][key] for p in model.policy.parameters()]
+
+
+def test_schedule_free_runs_save_the_averaged_weights_and_resume_where_they_trained(
+        tmp_path: Path, capsys):
+    """schedulefree's reference AdamW keeps its average x and its training point y as state of
+    their own: every model on disk holds x, and a resumed run trains from y again."""
+    name = "schedulefree:AdamWScheduleFreeReference"
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--optimizer", name, "--timesteps", "1024",
+                           "--run-dir", run_dir, "--set", "training.keep_checkpoints=0",
+                           *tiny_args())
+    assert code == 0, err
+    saved = [run_dir / "model.zip", run_dir / "best_model.zip",
+             *sorted((run_dir / "checkpoints").glob("step-*/model.zip"))]
+    assert len(saved) == 4
+    for path in saved:
+        model = PPO.load(path)
+        assert not model.policy.optimizer.param_groups[0]["train_mode"]  # saved evaluated
+        for p, x in zip(model.policy.parameters(), _state_of(model, "x"), strict=True):
+            assert torch.equal(p, x)
+        assert any(not torch.equal(x, y) for x, y in zip(_state_of(model, "x"),
+                                                          _state_of(model, "y"), strict=True))
+    # resumed: the optimizer's sequence goes on from its training point
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "step-1024", PPO)
+    to_train_mode(checkpoint.model)
+    for p, y in zip(checkpoint.model.policy.parameters(), _state_of(checkpoint.model, "y"),
+                    strict=True):
+        assert torch.equal(p, y)
+    steps = checkpoint.model.policy.optimizer.param_groups[0]["k"]
+    assert steps == 4 * 2 * 4  # rollouts x epochs x minibatches
+    code, _, err = run_cli(capsys, "train", "--run-dir", run_dir, "--resume", "--timesteps",
+                           "2048", "--no-progress")
+    assert code == 0, err
+    assert PPO.load(run_dir / "model.zip").policy.optimizer.param_groups[0]["k"] == 2 * steps
+
+
+def test_schedule_free_adamw_trains_resumes_and_evaluates(tmp_path: Path, capsys):
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--optimizer", "schedulefree:AdamWScheduleFree",
+                           "--timesteps", "1024", "--run-dir", run_dir, *tiny_args())
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "train", "--run-dir", run_dir, "--resume", "--timesteps",
+                           "1536", "--no-progress")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "evaluate", run_dir, "--episodes", "2", "--json")
+    assert code == 0 and len(json.loads(out)["returns"]) == 2, err
+    assert not PPO.load(run_dir / "model.zip").policy.optimizer.param_groups[0]["train_mode"]
