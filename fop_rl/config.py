@@ -180,6 +180,10 @@ OPTIMIZER_OPTIONS: dict[str, tuple[tuple[type, ...], Callable[[Any], str | None]
     "max_eigenvalue": (_NUMBER, lambda v: None if v >= 1 else "must be >= 1"),
     "target_norm": (_NUMBER, _positive),
     "norm_delay": (_NUMBER, _positive),
+    "weight_decay": (_NUMBER, _non_negative),
+    "warmup_steps": ((int,), _non_negative),
+    "d_coef": (_NUMBER, _positive),
+    "precondition_frequency": ((int,), _at_least_one),
 }
 
 
@@ -336,6 +340,9 @@ def validate(config: dict[str, Any], source: str, typed: dict[str, str] | None =
     if chosen not in optimizers:
         raise ConfigError(f"{source}: training.optimizer is {chosen!r}, which has no entry "
                           "under optimizers")
+    missing = optimizer_names.missing_package(chosen)
+    if missing:
+        raise ConfigError(f"{source}: training.optimizer: {missing}")
     ppo, n_envs = config["ppo"], config["env"]["n_envs"]
     if ppo["compile"] is None:
         ppo["compile"] = compile_default(chosen)

@@ -14,6 +14,7 @@ to PPO itself, which hands it to the optimizer and schedules it. A name in
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import re
 from typing import TYPE_CHECKING, Any
@@ -61,7 +62,21 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),
+    # The ecosystem's leading optimizers (all but AdamW need `pip install -e '.[optimizers]'`;
+    # why each: docs/optimizers.md). AdamW: Adam with decoupled weight decay
+    "adamw": ("torch.optim.AdamW", {"fused": True}, ("eps", "weight_decay")),
+    # Lion (Chen et al. 2023): the sign of an interpolated momentum, found by program search
+    "lion": ("pytorch_optimizer.Lion", {}, ("weight_decay",)),
+    # schedule-free AdamW (Defazio et al. 2024): evaluated and saved at its average (modes.py)
+    "sf-adamw": ("schedulefree.AdamWScheduleFree", {}, ("weight_decay", "warmup_steps")),
+    # Prodigy (Mishchenko and Defazio 2024): learns its own step size; lr 1.0 multiplies it
+    "prodigy": ("prodigyopt.Prodigy", {}, ("d_coef", "weight_decay")),
+    # SOAP (Vyas et al. 2025): Adam in the eigenbasis of Shampoo's preconditioner
+    "soap": ("pytorch_optimizer.SOAP", {}, ("weight_decay", "precondition_frequency")),
 }
+# module -> the distribution that installs it, for the names outside torch and fop-rl
+PACKAGES = {"pytorch_optimizer": "pytorch-optimizer", "schedulefree": "schedulefree",
+            "prodigyopt": "prodigyopt"}
 OPTIMIZER_KEYS = {name: ("lr", *options) for name, (_, _, options) in OPTIMIZERS.items()}
 # name -> options of the value function's param group
 VALUE_GROUPS: dict[str, dict[str, Any]] = {"fop-policy-momentum": {"structure": "none"},
@@ -88,6 +103,18 @@ def name_problem(name: str) -> str | None:
         return None
     return (f"must be one of {', '.join(OPTIMIZERS)}, or a torch optimizer's import path "
             "package.module:Class (for example torch.optim:AdamW)")
+
+
+def missing_package(name: str) -> str | None:
+    """Why a packaged name cannot train here (its library is not installed), or None; finds
+    the module without importing it."""
+    if is_import_path(name):
+        return None
+    module = OPTIMIZERS[name][0].partition(".")[0]
+    if module in PACKAGES and importlib.util.find_spec(module) is None:
+        return (f"{name} needs {PACKAGES[module]}: pip install {PACKAGES[module]} (or "
+                "pip install -e '.[optimizers]' in a checkout)")
+    return None
 
 
 def folder_name(name: str) -> str:
@@ -168,15 +195,17 @@ def unknown_key(name: str, options: dict[str, Any]) -> str | None:
 
 def check_values(name: str, options: dict[str, Any]) -> None:
     """OptimizerError unless an import path's class accepts the values of its config entry
-    (lr included), asked by building it once on a small matrix."""
+    (lr included) and parameters of the shapes PPO gives it, asked by building it once on a
+    small weight matrix and a bias."""
     cls = _imported(name)
     import torch
 
+    probe = [torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))]
     try:
-        cls([torch.nn.Parameter(torch.zeros(2, 2))], **options)
+        cls(probe, **options)
     except Exception as e:
-        raise OptimizerError(f"optimizers.{name}: {cls.__name__} refuses these options "
-                             f"({type(e).__name__}: {first_line(e)})") from None
+        raise OptimizerError(f"optimizers.{name}: {cls.__name__} refuses these options or "
+                             f"PPO's parameters ({type(e).__name__}: {first_line(e)})") from None
 
 
 def described(name: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +238,6 @@ def _optimizer(name: str, options: dict[str, Any]) -> tuple[type, dict[str, Any]
     kwargs = {**fixed, **{k: v for k, v in options.items() if k != "lr"}}
     if name == "adam":
         kwargs.setdefault("eps", 1e-5)  # SB3's default, which it drops once kwargs are given
-    elif "eps" in kwargs:  # fop-adam: eps belongs to the Adam base
+    elif OPTIMIZERS[name][0] == FOP and "eps" in kwargs:  # fop-adam: the Adam base's eps
         kwargs["base_kwargs"] = {"eps": kwargs.pop("eps")}
     return cls, kwargs

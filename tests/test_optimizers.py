@@ -90,14 +90,16 @@ def test_a_users_own_optimizer_sweeps_and_reports(tmp_path: Path, capsys, monkey
     [([f"training.optimizer={ADAMW}", f"optimizers.{ADAMW}.wd=0.1"],
       f"--set optimizers.{ADAMW}.wd=0.1: unknown key optimizers.{ADAMW}.wd (known: lr, betas,"),
      ([f"training.optimizer={ADAMW}", f"optimizers.{ADAMW}.betas=[2, 0.9]"],
-      "AdamW refuses these options (ValueError: Invalid beta parameter"),
+      "AdamW refuses these options or PPO's parameters (ValueError: Invalid beta parameter"),
      ([f"training.optimizer={ADAMW}", f"optimizers.{ADAMW}.lr=-1"], "lr must be > 0"),
      (["training.optimizer=no_such_package.optim:Fast"],
       "no_such_package is not installed (pip install no_such_package"),
      (["training.optimizer=torch.optim:Nope"], "torch.optim has no Nope"),
      (["training.optimizer=collections:OrderedDict"], "is not a torch.optim.Optimizer subclass"),
      (["training.optimizer=torch.optim.AdamW"], "or a torch optimizer's import path"),
-     (["training.optimizer=torch.optim:Muon"], None)],  # accepted: Muon takes our 2-D probe
+     # Muon steps matrices only: PPO's biases and log-std need another optimizer
+     (["training.optimizer=torch.optim:Muon"], "Muon refuses these options or PPO's parameters"),
+     ([f"training.optimizer={ADAMW}"], None)],
 )
 def test_bad_import_paths_and_options_are_one_error_line(overrides, message, capsys, tmp_path):
     args = ["train", "--run-dir", tmp_path / "x"]
@@ -126,7 +128,7 @@ def test_a_search_space_for_an_import_path_is_checked_against_its_class(tmp_path
     # tune sets a trial's values by --set, the import path as one key
     config.set_key(cfg, f"search.{ADAMW}.lr.low=2.0e-5", source="--set")
     assert cfg["search"][ADAMW]["lr"]["low"] == 2e-5
-    path.write_text(path.read_text().replace("weight_decay:", "decay:"))
+    path.write_text(path.read_text().replace("weight_decay: {choices", "decay: {choices"))
     with pytest.raises(config.ConfigError, match=rf"search.{ADAMW}.decay is not an option"):
         config.load(path, None, [])
 
@@ -181,3 +183,16 @@ def test_schedule_free_adamw_trains_resumes_and_evaluates(tmp_path: Path, capsys
     code, out, err = run_cli(capsys, "evaluate", run_dir, "--episodes", "2", "--json")
     assert code == 0 and len(json.loads(out)["returns"]) == 2, err
     assert not PPO.load(run_dir / "model.zip").policy.optimizer.param_groups[0]["train_mode"]
+
+
+def test_a_packaged_name_whose_library_is_missing_says_what_to_install(monkeypatch, capsys,
+                                                                       tmp_path):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "prodigyopt" else find_spec(name, *a))
+    code, _, err = run_cli(capsys, "train", "--optimizer", "prodigy", "--run-dir", tmp_path / "x")
+    assert code == 2 and err.count("\n") == 1
+    assert "prodigy needs prodigyopt: pip install prodigyopt" in err
+    config.load(None, None, ["training.optimizer=adamw"])  # torch's own: nothing to install

@@ -353,12 +353,14 @@ def test_run_before_its_first_evaluation_evaluates_its_last_model(tmp_path: Path
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_every_optimizer_name_trains_ppo(name: str):
     from fop_rl.envs import make_train_env
+    from fop_rl.modes import to_train_mode
     from fop_rl.train import build_model
 
     cfg = config.load(overrides=["env.n_envs=2", "ppo.n_steps=64", "ppo.batch_size=32",
                                  "ppo.n_epochs=2", f"training.optimizer={name}"])
     env = make_train_env(cfg["env"], 0.99, 0, None)
     model = build_model(cfg, env)
+    to_train_mode(model)  # as train() does: schedule-free optimizers step in train mode only
     model.learn(128)  # one rollout, two epochs of updates
     assert isinstance(model.policy.optimizer, optimizer_class(name))
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
