@@ -70,6 +70,17 @@ class FOPDiagnostics(BaseCallback):
         return True
 
 
+class ResetPreconditioners(BaseCallback):
+    """FOP learned afresh at each PPO update: :meth:`FOP.reset_preconditioners` when a rollout
+    ends, after the diagnostics have logged what the last update learned."""
+
+    def _on_rollout_end(self) -> None:
+        self.model.policy.optimizer.reset_preconditioners()
+
+    def _on_step(self) -> bool:
+        return True
+
+
 class PeriodicCheckpoint(BaseCallback):
     """Calls :func:`save_checkpoint` every ``every`` environment steps, keeping the ``keep``
     newest (0: all)."""

@@ -59,6 +59,9 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     # P's largest eigenvalue capped in the policy's layers only (VALUE_GROUPS: not the value
     # function's), where the terrain study saw it run away in the runs that lost their policy
     "fop-pcap-momentum": (FOP, {"structure": "full"}, ("momentum", *FOP_OPTIONS, "max_eigenvalue")),
+    # FOP learned afresh at each PPO update (RESET_EACH_UPDATE): P and its hyper-optimizer's
+    # state reset, the momentum kept, as the field resets optimizers when the target changes
+    "fop-reset-momentum": (FOP, {"structure": "full"}, ("momentum", *FOP_OPTIONS)),
     "shd-momentum": (FOP, {"structure": "scalar"}, ("momentum", "hyper_lr", "hyper_optimizer")),
     "pphd-momentum": (FOP, {"structure": "diagonal"},
                       ("momentum", "hyper_lr", "hyper_optimizer")),
@@ -78,6 +81,8 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 PACKAGES = {"pytorch_optimizer": "pytorch-optimizer", "schedulefree": "schedulefree",
             "prodigyopt": "prodigyopt"}
 OPTIMIZER_KEYS = {name: ("lr", *options) for name, (_, _, options) in OPTIMIZERS.items()}
+# names whose FOP starts afresh at each PPO update (fop_rl.callbacks.ResetPreconditioners)
+RESET_EACH_UPDATE = ("fop-reset-momentum",)
 # name -> options of the value function's param group
 VALUE_GROUPS: dict[str, dict[str, Any]] = {"fop-policy-momentum": {"structure": "none"},
                                            "fop-pcap-momentum": {"max_eigenvalue": None}}

@@ -23,6 +23,7 @@ from fop_rl.callbacks import (
     Curriculum,
     FOPDiagnostics,
     PeriodicCheckpoint,
+    ResetPreconditioners,
     RunMonitor,
     StopOnSignal,
     TimedEvalCallback,
@@ -33,7 +34,7 @@ from fop_rl.config import compile_default, plain
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import evaluate, save_final
 from fop_rl.modes import evaluated_weights, to_train_mode
-from fop_rl.optimizers import described, policy_setup
+from fop_rl.optimizers import RESET_EACH_UPDATE, described, policy_setup
 from fop_rl.rundir import RunError
 from fop_rl.saved import check_spaces, load_model, load_stats
 
@@ -258,7 +259,8 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     callbacks = CallbackList([
         *evaluating, monitor, PeriodicCheckpoint(run_dir, training["checkpoint_freq"],
                                                    training["keep_checkpoints"]),
-        FOPDiagnostics(training["diagnostics_image_every"]), stop,
+        FOPDiagnostics(training["diagnostics_image_every"]),
+        *([ResetPreconditioners()] if training["optimizer"] in RESET_EACH_UPDATE else []), stop,
     ])
     try:
         with stop:

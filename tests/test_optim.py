@@ -764,3 +764,40 @@ def test_native_build_survives_a_ctrl_c_and_a_killed_builder(tmp_path):
                             "print(native.build_directory())"], capture_output=True, text=True,
                            env={**env, "CXX": "g++"}, timeout=120)
     assert other.stdout.strip() not in ("", str(folder))
+
+
+@pytest.mark.parametrize("options", [{"structure": "full"}, {"structure": "full", "rank": 2},
+                                     {"structure": "diagonal"}])
+def test_reset_preconditioners_starts_fop_afresh_and_keeps_the_base_momentum(options):
+    """After a reset, FOP goes on exactly as a new FOP would whose base optimizer had the old
+    one's momentum: the same steps from the same gradients."""
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(4, 5)), torch.nn.Parameter(torch.randn(4))]
+    grads = [[torch.randn_like(p) for p in weights] for _ in range(6)]
+
+    def run(opt, params, steps):
+        for g in steps:
+            for p, gp in zip(params, g, strict=True):
+                p.grad = gp.clone()
+            opt.step()
+
+    kwargs = dict(lr=0.05, momentum=0.9, hyper_lr=1e-2, **options)
+    old = FOP(weights, **kwargs)
+    run(old, weights, grads[:3])
+    learned = [s["fop_M"].clone() for s in old.state.values()]
+    fresh_params = [torch.nn.Parameter(p.detach().clone()) for p in weights]
+    fresh = FOP(fresh_params, **kwargs)
+    old.reset_preconditioners()
+    for p, q in zip(weights, fresh_params, strict=True):  # the base's momentum carried over
+        momentum = old.state[p]["base"]["momentum_buffer"]
+        fresh.state[q]["base"] = {"momentum_buffer": momentum.clone()}
+    run(old, weights, grads[3:4])
+    run(fresh, fresh_params, grads[3:4])
+    # M was learned, and is back at its start (one step from it: no hypergradient yet)
+    assert all(not torch.equal(m, s["fop_M"]) for m, s in zip(learned, old.state.values(),
+                                                              strict=True))
+    run(old, weights, grads[4:])
+    run(fresh, fresh_params, grads[4:])
+    for p, q in zip(weights, fresh_params, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+        assert old.state[p]["fop_hyper_step"] == fresh.state[q]["fop_hyper_step"]

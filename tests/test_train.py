@@ -439,3 +439,17 @@ def test_fop_with_p_capped_in_the_policy_only(tmp_path: Path):
     loaded = PPO.load(tmp_path / "model.zip", device="cpu")
     assert [g["max_eigenvalue"] for g in loaded.policy.optimizer.param_groups] == [1.5, None]
     env.close()
+
+
+def test_fop_reset_learns_p_afresh_at_each_ppo_update(tmp_path: Path, capsys):
+    """fop-reset-momentum: at each rollout's end P restarts, so a saved model's FOP has made
+    no more hyper-steps than one update has minibatches, and the momentum carries on."""
+    run_dir = tmp_path / "reset"
+    code, _, err = run_cli(capsys, "train", "--optimizer", "fop-reset-momentum", "--timesteps",
+                           "1024", "--run-dir", run_dir, *tiny_args())
+    assert code == 0, err
+    optimizer = PPO.load(run_dir / "model.zip").policy.optimizer
+    steps = [s["fop_hyper_step"] for s in optimizer.state.values() if "fop_M" in s]
+    # an update: 2 epochs x 4 minibatches, the first without a hypergradient
+    assert steps and set(steps) == {2 * 4 - 1}
+    assert optimizer.param_groups[0]["momentum"] == 0.87

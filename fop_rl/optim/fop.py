@@ -177,7 +177,8 @@ class FOP(torch.optim.Optimizer):
     def _init_state(self, p: Tensor, layout: Layout, index: int,
                     group: Mapping[str, Any]) -> None:
         state = self.state[p]
-        state.update(fop_hyper_step=0, fop_nonfinite_skips=0)
+        state.update(fop_hyper_step=0,
+                     fop_nonfinite_skips=state.pop("fop_restarted_skips", 0))
         for i, (suffix, factor) in enumerate(layout.factors()):
             M = factor.init_param(p, seed=index + (i << 32))  # the two factors' draws differ
             state["fop_M" + suffix] = M
@@ -245,6 +246,24 @@ class FOP(torch.optim.Optimizer):
                        for pool, bs in pools.items()]
         self._pool_key = key
         return self._pools, self._plain
+
+    def reset_preconditioners(self) -> None:
+        """Start FOP's learning afresh, keeping the base optimizer's: every P back to its start
+        (M = I; low rank: the same draw of U), the hyper-optimizer's moments and step count and
+        the previous gradient dropped, as in a new FOP; the base's momentum or moments and the
+        count of skipped non-finite steps are kept. For PPO, whose objective changes at each
+        update (Asadi et al., 2023: moment estimates from an earlier objective mislead the
+        next), called at each update by fop_rl.callbacks.ResetPreconditioners."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state or "fop_M" not in state:
+                    continue
+                skips = state["fop_nonfinite_skips"]
+                for key in [k for k in state if k.startswith("fop_")]:
+                    del state[key]
+                state["fop_restarted_skips"] = skips
+        self._pool_key = ()  # the pools are rebuilt from the state at the next step
 
     # --- the step ----------------------------------------------------------------------------
 
