@@ -17,9 +17,11 @@ walk through its graph. The gradients then go to the optimizer as SB3 gives them
 and its ``step`` runs as it is; the per-minibatch statistics (``train/*``) are SB3's.
 
 Rollouts run the policy's forward (its actions, values and their log-probabilities for the
-environments' observations) compiled too: SB3's ``collect_rollouts`` calls ``policy(obs)``,
-whose ``forward`` is the compiled one while it runs. Sampling draws from torch's generator as
-in eager mode (inductor's ``fallback_random``), so a seed gives SB3's actions. On the packaged
+environments' observations) in NumPy where :mod:`fop_rl.numpy_policy` covers the policy (the
+packaged MLPs: a tenth of a torch call's cost), else compiled: SB3's ``collect_rollouts``
+calls ``policy(obs)``, whose ``forward`` is that one while it runs. Either draws the noise from
+torch's generator as SB3 does (inductor's ``fallback_random``), so a seed gives SB3's actions,
+to float rounding. On the packaged
 walker's environments (EnvPool) the rollout is :mod:`fop_rl.rollout`'s loop, SB3's bit for
 bit with fewer calls per step.
 
@@ -49,6 +51,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from fop_rl import rollout
+from fop_rl.numpy_policy import NumpyForward
 from fop_rl.text import first_line
 
 
@@ -118,13 +121,15 @@ class CompiledPPO(PPO):
 
     def __init__(self, *args: Any, **kwargs: Any):
         self.compiled = True  # until compiling fails in this process
+        self.numpy_rollouts = True  # the rollout forward in NumPy where it covers the policy
         self._functions: dict[str, Callable] = {}
         self._traced: dict[int, Callable] = {}  # minibatch size -> its gradient as one graph
         super().__init__(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
         # whether to compile is each process's own (a loaded model compiles where it can)
-        return [*super()._excluded_save_params(), "compiled", "_functions", "_traced"]
+        return [*super()._excluded_save_params(), "compiled", "numpy_rollouts", "_functions",
+                "_traced"]
 
     def _run(self, name: str, fn: Callable, *args: Any) -> Any:
         """``fn(*args)``, compiled at its first call (one compiled ``fn`` per ``name``); if
@@ -159,19 +164,25 @@ class CompiledPPO(PPO):
         """The policy's forward (actions, values, log-probabilities), compiled."""
         return self._run("forward", type(self.policy).forward, self.policy, obs)
 
+    def rollout_forward(self) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """This rollout's policy forward: in NumPy on the policy's weights as they are now
+        (after the last update), where it covers the policy; else compiled."""
+        numpy_forward = NumpyForward.for_policy(self.policy) if self.numpy_rollouts else None
+        return numpy_forward or self._compiled_forward
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback,
                          rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
         if rollout.fits(self, env):  # the packaged walker on EnvPool
             return rollout.collect(self, env, callback, rollout_buffer, n_rollout_steps,
-                                   self._compiled_forward)
+                                   self.rollout_forward())
         return self.sb3_collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
 
     def sb3_collect_rollouts(self, env: VecEnv, callback: BaseCallback,
                              rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
-        """SB3's ``collect_rollouts`` with the compiled forward: the rollout on any other
+        """SB3's ``collect_rollouts`` with our rollout forward: the rollout on any other
         environment, and the reference fop_rl.rollout is measured against."""
-        # SB3's rollouts call policy(obs), which calls its forward: compiled while they run
-        self.policy.forward = self._compiled_forward
+        # SB3's rollouts call policy(obs), which calls its forward: ours while they run
+        self.policy.forward = self.rollout_forward()
         try:
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
         finally:

@@ -70,14 +70,16 @@ def test_a_non_finite_policy_stops_training():
         model.learn(128, reset_num_timesteps=False)
 
 
-def test_compiled_rollouts_are_sb3s_rollouts():
-    """The compiled forward samples SB3's actions from the same seed, and returns its values and
-    log-probabilities; the policy's own forward is back after the rollout."""
+@pytest.mark.parametrize("numpy_rollouts", [True, False])
+def test_compiled_rollouts_are_sb3s_rollouts(numpy_rollouts: bool):
+    """The rollout forward (NumPy, or compiled) samples SB3's actions from the same seed, and
+    returns its values and log-probabilities; the policy's own forward is back after it."""
     buffers = []
     for cls in (PPO, CompiledPPO):
         env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
         model = cls("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=1, seed=0,
                     device="cpu")
+        model.numpy_rollouts = numpy_rollouts  # SB3's PPO has no such attribute to read
         model.learn(128)  # one rollout, then one update
         assert "forward" not in vars(model.policy)
         buffers.append(model.rollout_buffer)

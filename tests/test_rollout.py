@@ -45,7 +45,7 @@ def collected(ours: bool, overrides: list[str], monitor_dir: Path, rollouts: int
     model = build_model(cfg, env)
     if ours:
         assert isinstance(model, CompiledPPO) and rollout.fits(model, env)
-        model.compiled = False
+        model.compiled = model.numpy_rollouts = False
     _, callback = model._setup_learn(10**9, StopAt(stop_at))
     callback.on_training_start(locals(), globals())
     returned = [model.collect_rollouts(env, callback, model.rollout_buffer, model.n_steps)
