@@ -177,8 +177,8 @@ class FOP(torch.optim.Optimizer):
     def _init_state(self, p: Tensor, layout: Layout, index: int,
                     group: Mapping[str, Any]) -> None:
         state = self.state[p]
-        state.update(fop_hyper_step=0,
-                     fop_nonfinite_skips=state.pop("fop_restarted_skips", 0))
+        state["fop_hyper_step"] = 0
+        state.setdefault("fop_nonfinite_skips", 0)  # kept by reset_preconditioners
         for i, (suffix, factor) in enumerate(layout.factors()):
             M = factor.init_param(p, seed=index + (i << 32))  # the two factors' draws differ
             state["fop_M" + suffix] = M
@@ -259,10 +259,9 @@ class FOP(torch.optim.Optimizer):
                 state = self.state.get(p)
                 if not state or "fop_M" not in state:
                     continue
-                skips = state["fop_nonfinite_skips"]
-                for key in [k for k in state if k.startswith("fop_")]:
+                for key in [k for k in state
+                            if k.startswith("fop_") and k != "fop_nonfinite_skips"]:
                     del state[key]
-                state["fop_restarted_skips"] = skips
         self._pool_key = ()  # the pools are rebuilt from the state at the next step
 
     # --- the step ----------------------------------------------------------------------------
