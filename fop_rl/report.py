@@ -19,13 +19,14 @@ import re
 import warnings
 import zipfile
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fop_rl import stats
+from fop_rl.references import References, check
 from fop_rl.rundir import EVALUATIONS, FINAL_EVALUATION, RunError, read_status
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Run:
     wall_time_s: float | None = None  # from run.json, summed over resumptions
     versions: dict[str, str] | None = None
     complete: bool = False  # run.json says it trained all its steps
+    folder: Path | None = None  # the run's seed-<n> folder
 
 
 @dataclass
@@ -104,7 +106,7 @@ def find_runs(runs_dir: Path) -> tuple[list[Run], list[str]]:
         runs.append(Run(seed_dir.parent.parent.name, seed_dir.parent.name, int(match[1]),
                         timesteps.astype(np.int64), means,
                         _final_evaluation(seed_dir, problems), status.get("wall_time_s"),
-                        status.get("versions"), status.get("status") == "complete"))
+                        status.get("versions"), status.get("status") == "complete", seed_dir))
     return runs, problems
 
 
@@ -345,12 +347,13 @@ def _probabilities(prob_improvement: dict, bases: list[str]) -> str:
     return "".join(f" {probability_text(prob_improvement.get(b))} |" for b in bases)
 
 
-def markdown(summary: dict, baselines: Sequence[str] | None, level: float) -> str:
+def markdown(summary: dict, baselines: Sequence[str] | None, level: float,
+             preface: Sequence[str] = ()) -> str:
     lines = ["# Report", "",
              f"Best-so-far mean evaluation return at each group's final common step; "
              f"[{level:.0%} bootstrap CI]. P(improvement) vs X: probability that a run of the "
              "row beats a run of X (rliable). AUC: the best-so-far curve's mean over the "
-             "evaluation points (learning early counts).", ""]
+             "evaluation points (learning early counts).", "", *preface]
     for env_id, labels in summary.items():
         bases = _bases(labels, baselines)
         headers, rule = _versus(bases)
@@ -406,14 +409,33 @@ def _final_table(evaluated: dict[str, dict], bases: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def _with_references(runs: list[Run], references: References
+                     ) -> tuple[list[Run], list[str], list[str]]:
+    """The user's runs and the references' (labelled ``<set>:<label>``), the preface report.md
+    says of the references, and the references' unreadable files."""
+    differing = check([r.folder for r in runs if r.folder is not None], references)
+    theirs, problems = find_runs(references.folder)
+    commits = sorted({str((r.versions or {}).get("commit")) for r in theirs})
+    preface = [f"References: `{references.name}:*`, {len(theirs)} runs from {references.study}"
+               f" (`{references.command}`, code {', '.join(commits)}); the same task, budget "
+               "and evaluation as the runs here.", ""]
+    if differing:
+        preface += ["Settings where runs here differ from the references: "
+                    + "; ".join(differing) + ".", ""]
+    runs = runs + [replace(r, label=references.label(r.label)) for r in theirs]
+    return runs, preface, problems
+
+
 def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: int = 2000,
            threshold: float | None = None, baselines: Sequence[str] | None = None,
-           reference: tuple[str, float] | None = None, seeds: Collection[int] | None = None
-           ) -> tuple[Path, list[str]]:
+           reference: tuple[str, float] | None = None, seeds: Collection[int] | None = None,
+           references: References | None = None) -> tuple[Path, list[str]]:
     """Write the report files; return their folder and the warnings. ``reference``: a named
     return drawn on the figures (a fine-tuning run's start, for instance). ``seeds``: only
     these (the complete pairs of a study still running, for instance). ``baselines``: the
-    labels report.md compares every label with (report.json has every pair)."""
+    labels report.md compares every label with (report.json has every pair). ``references``:
+    committed runs set beside these (RunError where they answer another question); the
+    baseline is then the references' own unless ``baselines`` names one."""
     if not runs_dir.is_dir():
         raise RunError(f"runs directory {runs_dir} does not exist")
     runs, problems = find_runs(runs_dir)
@@ -424,6 +446,11 @@ def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: i
         which = "" if seeds is None else f" of seeds {sorted(seeds)}"
         raise RunError(f"no <env>/<label>/seed-<n>/{EVALUATIONS}{which} under {runs_dir}"
                        f"{detail}")
+    preface: list[str] = []
+    if references is not None:
+        runs, preface, reference_problems = _with_references(runs, references)
+        problems += reference_problems
+        baselines = baselines or [references.label(references.baseline)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # degenerate resamples of equal seeds
         groups, group_problems = aggregate(runs, level, reps)
@@ -443,5 +470,5 @@ def report(runs_dir: Path, out: Path | None = None, level: float = 0.95, reps: i
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     missing = [f"{env_id}: no label {b} to compare with" for env_id, labels in summary.items()
                for b in baselines or () if b not in labels]
-    (out / "report.md").write_text(markdown(summary, baselines, level))
+    (out / "report.md").write_text(markdown(summary, baselines, level, preface))
     return out, problems + group_problems + missing

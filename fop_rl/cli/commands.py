@@ -248,14 +248,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from fop_rl.references import load as load_references
     from fop_rl.report import report
     from fop_rl.sweep import parse_seeds
 
     if not 0 < args.ci < 1:
         raise UsageError(f"--ci must be between 0 and 1, got {args.ci}")
     seeds = None if args.seeds is None else set(parse_seeds(args.seeds))
+    references = None if args.references is None else load_references(args.references)
     out, problems = report(args.runs_dir, args.out, args.ci, args.reps, args.threshold,
-                           args.baseline, args.reference, seeds)
+                           args.baseline, args.reference, seeds, references)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     print((out / "report.md").read_text())

@@ -270,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "momentum and adam, those present)")
     p.add_argument("--seeds", metavar="SPEC",
                    help="only these seeds, like 0-3 or 0,3,7 (default: every seed found)")
+    p.add_argument("--references", metavar="NAME|FOLDER",
+                   help="committed runs to set beside these, labelled NAME:<label>, refused "
+                        "where the task, budget or evaluation differs: a packaged set (walker: "
+                        "the leaderboard of optimizers) or a folder with a reference.yaml")
 
     p = commands.add_parser("inspect", help="what FOP learned: P per layer (paper figure 5)")
     p.add_argument("run_dir", type=Path, help="a run directory of a FOP optimizer")
