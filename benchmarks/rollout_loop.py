@@ -7,9 +7,10 @@ Our loop saves the VecEnv layers' calls, info dicts and copies on steps where no
 with a policy that walks (``--walking``: the committed start) those are more of the steps.
 ``--check`` first collects three rollouts with each loop from the same seed and compares them:
 the buffers, the normalisation statistics and the episodes logged (returns and lengths) must
-be the same, bit for bit.
+be the same, bit for bit. ``--forward``: our loop with the compiled policy forward against it
+with the NumPy forward (fop_rl.numpy_policy), instead of the two loops.
 
-    python benchmarks/rollout_loop.py [--repeats 7] [--walking] [--check]
+    python benchmarks/rollout_loop.py [--repeats 7] [--walking] [--check] [--forward]
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def sb3_rollout(model: CompiledPPO, env, callback: BaseCallback, n_steps: int) -
     return model.sb3_collect_rollouts(env, callback, model.rollout_buffer, n_steps)
 
 
-def our_rollout(model: CompiledPPO, env, callback: BaseCallback, n_steps: int) -> bool:
+def our_rollout(model: CompiledPPO, env, callback: BaseCallback, n_steps: int,
+                numpy_forward: bool = True) -> bool:
+    model.numpy_rollouts = numpy_forward
     return model.collect_rollouts(env, callback, model.rollout_buffer, n_steps)
 
 
@@ -68,7 +71,7 @@ def check(walking: bool) -> None:
         sb3_rollout(sb3, sb3_env, sb3_callback, sb3.n_steps)
     ours, our_env, our_callback = build(walking)
     for _ in range(3):
-        our_rollout(ours, our_env, our_callback, ours.n_steps)
+        our_rollout(ours, our_env, our_callback, ours.n_steps, numpy_forward=False)
     for name in ("observations", "actions", "rewards", "episode_starts", "values", "log_probs",
                  "advantages", "returns"):
         assert np.array_equal(getattr(sb3.rollout_buffer, name),
@@ -96,13 +99,21 @@ def main() -> None:
                         help="start from the walking policy in docs/results/starts/")
     parser.add_argument("--check", action="store_true",
                         help="first check that both loops collect the same rollouts")
+    parser.add_argument("--forward", action="store_true",
+                        help="our loop's compiled forward against its NumPy forward")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.check:
         check(args.walking)
     model, env, callback = build(args.walking)
-    loops = {"SB3's loop": lambda: sb3_rollout(model, env, callback, model.n_steps),
-             "our loop": lambda: our_rollout(model, env, callback, model.n_steps)}
+    if args.forward:
+        loops = {"compiled forward": lambda: our_rollout(model, env, callback, model.n_steps,
+                                                         numpy_forward=False),
+                 "NumPy forward": lambda: our_rollout(model, env, callback, model.n_steps)}
+    else:
+        loops = {"SB3's loop": lambda: sb3_rollout(model, env, callback, model.n_steps),
+                 "our loop": lambda: our_rollout(model, env, callback, model.n_steps,
+                                                 numpy_forward=False)}
     for loop in loops.values():  # compiled, and episodes under way
         loop()
         loop()
@@ -118,11 +129,11 @@ def main() -> None:
           f"({episodes} episodes in SB3's info buffer), medians of {args.repeats}:")
     for name, samples in times.items():
         main_cpu, process = (statistics.median(s[i] for s in samples) for i in (0, 1))
-        print(f"  {name:11s} main thread {main_cpu:.3f} s CPU, process {process:.3f} s CPU")
+        print(f"  {name:16s} main thread {main_cpu:.3f} s CPU, process {process:.3f} s CPU")
+    first, second = loops
     for i, what in enumerate(("main thread", "process")):
-        ratios = [a[i] / b[i] for a, b in zip(times["SB3's loop"], times["our loop"],
-                                               strict=True)]
-        print(f"  SB3's / ours, {what}: {statistics.median(ratios):.3f} "
+        ratios = [a[i] / b[i] for a, b in zip(times[first], times[second], strict=True)]
+        print(f"  {first} / {second}, {what}: {statistics.median(ratios):.3f} "
               f"(range {min(ratios):.3f}-{max(ratios):.3f})")
 
 

@@ -1,6 +1,7 @@
 """Compiled against eager PPO updates on one stream of rollouts: how far apart the parameters are
 after each update. An eager model (SB3's PPO) collects and trains; a compiled copy trains on the
-same rollouts, minibatch order and optimizer state, so only the update differs.
+same rollouts, minibatch order and optimizer state, so only the update differs. For FOP also
+how far apart P's largest eigenvalues are, layer by layer.
 
     python docs/results/speed/gradient-learning/diverge.py fop-momentum 6
 """
@@ -52,7 +53,20 @@ def main(optimizer: str, updates: int) -> None:
                 zip(compiled.policy.named_parameters(), eager.policy.parameters(), strict=True)}
         worst = max(gaps, key=gaps.get)
         print(f"update {k + 1}: relative gap max {gaps[worst]:.2e} ({worst}), "
-              f"median {np.median(list(gaps.values())):.2e}", flush=True)
+              f"median {np.median(list(gaps.values())):.2e}{eigenvalue_gap(eager, compiled)}",
+              flush=True)
+
+
+def eigenvalue_gap(eager, compiled) -> str:
+    """The largest relative gap between the two models' P's largest eigenvalues, and that
+    eigenvalue (eager), where the optimizer is FOP."""
+    if not hasattr(eager.policy.optimizer, "diagnostics"):
+        return ""
+    mine, theirs = (dict((d.name, d.eigenvalues[0]) for d in m.policy.optimizer.diagnostics(
+        m.policy.named_parameters())) for m in (eager, compiled))
+    gaps = {name: abs(theirs[name] - value) / abs(value) for name, value in mine.items()}
+    worst = max(gaps, key=gaps.get)
+    return f"; P's largest eigenvalue: gap max {gaps[worst]:.2e} ({worst}: {mine[worst]:.3f})"
 
 
 if __name__ == "__main__":
