@@ -323,11 +323,12 @@ def validate(config: dict[str, Any], source: str, typed: dict[str, str] | None =
         problem = optimizer_names.name_problem(name)
         if problem:
             raise ConfigError(f"{source}: optimizers.{name}: the name {problem}")
-        if optimizer_names.is_import_path(name) and isinstance(options, dict):
+        imported = optimizer_names.is_import_path(name)
+        if imported and isinstance(options, dict):
             options.setdefault("lr", _default_lr(source, name))
         if not isinstance(options, dict) or "lr" not in options:
             raise ConfigError(f"{source}: optimizers.{name} must be a mapping with an lr")
-        if optimizer_names.is_import_path(name):
+        if imported:
             _check_imported(name, options, source, typed)
             continue
         for key, value in options.items():
