@@ -27,7 +27,7 @@ import yaml
 
 from fop_rl import TERRAIN_ENV_ID
 from fop_rl import optimizers as optimizer_names
-from fop_rl.optimizers import FOP, OPTIMIZER_KEYS, OPTIMIZERS
+from fop_rl.optimizers import OPTIMIZER_KEYS
 from fop_rl.text import first_line, read_yaml  # noqa: F401 (public here too)
 
 BACKENDS = ("gymnasium", "envpool")
@@ -144,8 +144,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Callable[[Any], str | None] 
         "vf_coef": (_NUMBER, _non_negative),
         "max_grad_norm": (_NUMBER, _positive),
         "net_arch": ((list,), _layer_sizes),
-        # the loss and rollout forward compiled (fop_rl.compiled); null: resolved by validate
-        "compile": ((bool, type(None)), None),
+        # the minibatch gradient and rollout forward compiled (fop_rl.compiled)
+        "compile": ((bool,), None),
     },
 }
 # keys a config may leave out, with their defaults: section -> key -> default
@@ -162,9 +162,9 @@ OPTIONAL: dict[str, dict[str, Any]] = {
     # What the agent trains on (fop_rl.wrappers): the reward of the walker's fall (the task's
     # -100), a scale of every reward, and each action held for k simulator steps
     "env": {"terrain": None, "fall_penalty": -100.0, "reward_scale": 1.0, "action_repeat": 1},
-    # PPO with its minibatch gradient and rollout forward compiled (false: SB3's own PPO);
-    # null: compiled except for FOP's optimizers (compile_default)
-    "ppo": {"compile": None},
+    # PPO with its minibatch gradient and rollout forward compiled (false: SB3's own PPO), for
+    # every optimizer: FOP's compiled runs learn as SB3's (docs/results/speed/gradient-learning)
+    "ppo": {"compile": True},
 }
 # every packaged optimizer's option, with its type and check; each name accepts the keys in
 # OPTIMIZER_KEYS (an import path's keys are its class's, checked by the class itself)
@@ -345,8 +345,6 @@ def validate(config: dict[str, Any], source: str, typed: dict[str, str] | None =
     if missing:
         raise ConfigError(f"{source}: training.optimizer: {missing}")
     ppo, n_envs = config["ppo"], config["env"]["n_envs"]
-    if ppo["compile"] is None:
-        ppo["compile"] = compile_default(chosen)
     if ppo["batch_size"] > ppo["n_steps"] * n_envs:
         raise ConfigError(f"{source}: ppo.batch_size ({ppo['batch_size']}) must be at most "
                           f"ppo.n_steps * env.n_envs ({ppo['n_steps'] * n_envs})")
@@ -401,17 +399,6 @@ def _default_lr(source: str, name: str) -> float:
         raise ConfigError(f"{source}: {name} has no default lr: give one, e.g. --set "
                           f"optimizers.{name}.lr=3e-4")
     return lr
-
-
-def compile_default(optimizer: str) -> bool:
-    """Whether ``ppo.compile`` left unset compiles: not for FOP's optimizers, whose compiled
-    runs learned worse than SB3's own PPO's on fresh seeds (P 0.28 [0.12, 0.48] over 15 seeds,
-    issue 46) until the cause is found; for the others, yes."""
-    if optimizer_names.is_import_path(optimizer):
-        from fop_rl.optim import FOP as FOPClass
-
-        return not issubclass(optimizer_names.optimizer_class(optimizer), FOPClass)
-    return OPTIMIZERS[optimizer][0] != FOP
 
 
 def resolve_terrain(config: dict[str, Any], source: str) -> None:

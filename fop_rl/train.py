@@ -30,7 +30,7 @@ from fop_rl.callbacks import (
 )
 from fop_rl.checkpoints import Checkpoint, newest_loadable, save_checkpoint
 from fop_rl.compiled import CompiledPPO
-from fop_rl.config import compile_default, plain
+from fop_rl.config import plain
 from fop_rl.envs import make_eval_env, make_train_env
 from fop_rl.evaluate import evaluate, save_final
 from fop_rl.modes import evaluated_weights, to_train_mode
@@ -180,10 +180,6 @@ def train(config: dict[str, Any], run_dir: Path, resume: bool = False, force: bo
     seed, total = training["seed"], training["total_timesteps"]
     torch.set_num_threads(1)  # small networks: threads cost more than they give, and runs
     set_random_seed(seed)     # in parallel must not fight over cores
-    if not config["ppo"]["compile"] and not compile_default(training["optimizer"]):
-        print(f"note: {training['optimizer']} trains with SB3's own PPO (ppo.compile=false: "
-              "FOP's default while its compiled runs learn worse; README: Training)",
-              file=sys.stderr)
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     record = {"started": now}
     if resume:  # the first start stays; each resume is recorded
