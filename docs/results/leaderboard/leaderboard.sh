@@ -17,7 +17,7 @@ TUNED=(adamw lion sf-adamw prodigy soap fop-reset-momentum)
 LABELS=(momentum adam fop-momentum "${TUNED[@]}")
 SEEDS=${SEEDS:-40 41 42 43 44 45 46 47 48 49}
 chosen() { [ -z "${ONLY:-}" ] || [[ " $ONLY " =~ " $1 " ]]; }
-export COMMON="--set ppo.compile=false"  # every label on SB3's own PPO (the design)
+export COMMON=""  # every label on the default, compiled path (the design's amendment)
 
 tune_one() {  # tune_one NAME TRIALS
   local name=$1 trials=$2 study=$RUNS/tune/BipedalWalker-v3/$1 kept=$HERE/tuning/$1 f

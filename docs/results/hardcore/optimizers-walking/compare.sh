@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The optimizers compared where PPO walks (README.md: the design): adam, momentum, fop-momentum
-# and fop-pcap-momentum with the hard-terrain recipe on SB3's own PPO, seeds 15-17, 20M PPO
+# and fop-pcap-momentum with the hard-terrain recipe as packaged (compiled), seeds 15-17, 20M PPO
 # steps, JOBS runs at once (default 3), seed-major. A run whose record is committed under
 # records/ is skipped; an interrupted run resumes from its checkpoint in $RUNS while that folder
 # lasts; $RUNS/STOP starts nothing new. Each finished run's last model is scored on episodes
@@ -32,7 +32,7 @@ one() {
   [ -e "$RUNS/STOP" ] && return 0
   mapfile -t options < <(optimizer_options "$optimizer") || return 1
   fop-rl sweep --config "$CONFIG" --optimizers "$optimizer" --seeds "$seed" --timesteps "$STEPS" \
-    --jobs 1 --runs-dir "$RUNS" --set ppo.compile=false "${options[@]}" > /dev/null
+    --jobs 1 --runs-dir "$RUNS" "${options[@]}" > /dev/null
   if [ -e "$run/final_evaluation.json" ] && [ ! -e "$run/last_model_scores.json" ]; then
     fop-rl evaluate "$run" --model last --episodes "$EPISODES" --backend gymnasium --seed 1000 \
       --json > "$run/last_model_scores.json.part" && \
