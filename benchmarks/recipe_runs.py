@@ -24,9 +24,10 @@ from pathlib import Path
 from throughput import in_turn, print_ratio, train_args, train_at_once  # beside this
 from whole_runs import QUIET, speeds
 
+from fop_rl import config
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "bipedal_walker_hardcore_recipe.yaml"
-DECISIONS_PER_ITERATION = 16 * 2048
 
 
 def train(checkout: Path, settings: list[str], seeds: tuple[int, ...], timesteps: int,
@@ -49,7 +50,8 @@ def main() -> None:
                         help="KEY=VALUE for this checkout's runs")
     args = parser.parse_args()
     variants = {"before": (args.before.resolve(), []), "after": (ROOT, args.settings)}
-    timesteps = args.iterations * DECISIONS_PER_ITERATION
+    recipe = config.load(RECIPE)
+    timesteps = args.iterations * recipe["env"]["n_envs"] * recipe["ppo"]["n_steps"]
     results: dict[tuple[str, str], list[float]] = {(m, v): [] for m in ("alone", "pair")
                                                     for v in variants}
     with tempfile.TemporaryDirectory() as tmp:

@@ -67,11 +67,11 @@ def load(spec: str) -> References:
         raise RunError(f"--references {spec}: {folder} holds no runs yet (the study: {study})")
     configs = [read_config(record) for record in records]
     for record, config in zip(records[1:], configs[1:], strict=True):
-        if differences(config, configs[0], FIXED):
+        differing = differences(config, configs[0], FIXED)
+        if differing:
             raise RunError(f"--references {spec}: {record} differs from {records[0]} in "
-                           f"{'; '.join(differences(config, configs[0], FIXED))}")
-    name = folder.name if folder.parent != PACKAGED else spec
-    return References(name, folder, study, command, baseline, configs[0])
+                           f"{'; '.join(differing)}")
+    return References(folder.name, folder, study, command, baseline, configs[0])
 
 
 def _value(config: dict[str, Any], key: str) -> Any:
