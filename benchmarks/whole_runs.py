@@ -12,8 +12,11 @@ fop-momentum at once, one core each, as ``fop-rl sweep --jobs 2`` runs them.
 
 Speed is read from the run's TensorBoard: each iteration (a rollout of n_envs x n_steps steps
 and its update) logs ``time/fps`` at its end, so the wall time between two of them is one
-iteration. ``steady``: env steps/s over the iterations after the first (the first one compiles,
-when compiling is on: reported apart, as ``first_s``, with the process's whole time).
+iteration. ``steady``: env steps/s of the median iteration after the first (the first one
+compiles, when compiling is on: reported apart, as ``first_s``, with the process's whole time;
+the median, since a FOP run draws P's heatmap once, at its first update's rollout end, about a
+second that a 12-iteration run would otherwise count as a tenth of its speed:
+iteration_split.py).
 
     python benchmarks/whole_runs.py --before CHECKOUT [--timesteps 49152] [--repeats 3]
                                     [--set KEY=VALUE ...]
@@ -44,7 +47,7 @@ def speeds(run_dir: Path, process_s: float) -> dict[str, float]:
     marks = events.Scalars("time/fps")
     steps = json.loads((run_dir / "run.json").read_text())["timesteps_done"] / len(marks)
     laps = [b.wall_time - a.wall_time for a, b in itertools.pairwise(marks)]
-    return {"steady": steps * len(laps) / sum(laps), "first_s": process_s - sum(laps),
+    return {"steady": steps / statistics.median(laps), "first_s": process_s - sum(laps),
             "process_s": process_s}
 
 
