@@ -12,8 +12,11 @@ after the first (which compiles), and apart, the costliest iteration's excess ov
 run draws P's heatmap once at its first update's rollout end, then every
 ``diagnostics_image_every`` rollouts); medians over repeats.
 
-    python benchmarks/iteration_split.py [--timesteps 49152] [--repeats 3]
+    python benchmarks/iteration_split.py [--config FILE] [--iterations 12] [--repeats 3]
                                          [--optimizers momentum fop-momentum]
+
+``--config``: another config, for example the hard-terrain recipe's (default: the packaged
+walker's).
 """
 
 from __future__ import annotations
@@ -95,12 +98,12 @@ def patched(split: Split) -> list[tuple[type, str, Callable]]:
     return saved
 
 
-def one_run(optimizer: str, seed: int, timesteps: int, root: Path) -> dict[str, float]:
-    """A run's mean CPU seconds per iteration and part, the first iteration left out."""
-    cfg = config.load(None, "BipedalWalker-v3", [f"training.optimizer={optimizer}",
-                                                 f"training.seed={seed}",
-                                                 f"training.total_timesteps={timesteps}",
-                                                 *QUIET])
+def one_run(path: Path | None, optimizer: str, seed: int, iterations: int,
+            root: Path) -> dict[str, float]:
+    """A run's CPU seconds per part in its median iteration, the first one left out."""
+    cfg = config.load(path, None, [f"training.optimizer={optimizer}",
+                                   f"training.seed={seed}", *QUIET])
+    cfg["training"]["total_timesteps"] = iterations * cfg["env"]["n_envs"] * cfg["ppo"]["n_steps"]
     split = Split()
     saved = patched(split)
     try:
@@ -121,7 +124,8 @@ def one_run(optimizer: str, seed: int, timesteps: int, root: Path) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timesteps", type=int, default=49152)
+    parser.add_argument("--config", type=Path, help="default: the packaged walker's")
+    parser.add_argument("--iterations", type=int, default=12, help="per run, the first apart")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--optimizers", nargs="+", default=["momentum", "fop-momentum"])
     args = parser.parse_args()
@@ -129,11 +133,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for turn in range(args.repeats):
             for name in in_turn(args.optimizers, turn):
-                results[name].append(one_run(name, turn, args.timesteps, Path(tmp)))
+                results[name].append(one_run(args.config, name, turn, args.iterations,
+                                             Path(tmp)))
     keys = (*PARTS, "thread", "process", "one-off", "one-off at rollout end and dump")
-    print("CPU ms per iteration (4,096 steps): per run the median iteration (the first left "
-          f"out), then the median over {args.repeats} runs of {args.timesteps} steps; one-off: "
-          "the run's costliest iteration less its median one")
+    print(f"{args.config or 'the packaged walker'}: CPU ms per iteration (a rollout and its "
+          f"update): per run the median iteration (the first left out), then the median over "
+          f"{args.repeats} runs of {args.iterations} iterations; one-off: the run's costliest "
+          "iteration less its median one")
     print("| part | " + " | ".join(args.optimizers) + " |")
     print("|---|" + "---|" * len(args.optimizers))
     for key in keys:
