@@ -78,23 +78,25 @@ class Split:
         self.iterations.append(spent)
 
 
+# the methods timed, and the part each one's time goes to
+TIMED = {(CompiledPPO, "train"): "update", (CallbackList, "_on_step"): "callbacks per step",
+         (CallbackList, "_on_rollout_end"): "callbacks at rollout end",
+         (Logger, "dump"): "logger dump"}
+
+
 def patched(split: Split) -> list[tuple[type, str, Callable]]:
     """Wrap the iteration's methods with the split's timers; the originals, to put back."""
-    originals = [(CompiledPPO, "collect_rollouts"), (CompiledPPO, "train"),
-                 (CallbackList, "_on_step"), (CallbackList, "_on_rollout_end"), (Logger, "dump")]
-    saved = [(owner, name, getattr(owner, name)) for owner, name in originals]
-    collect = CompiledPPO.collect_rollouts
+    saved = [(owner, name, getattr(owner, name))
+             for owner, name in [(CompiledPPO, "collect_rollouts"), *TIMED]]
+    collect = split.timed("collect_rollouts", CompiledPPO.collect_rollouts)
 
     def collect_rollouts(self, *args, **kwargs):
         split.start_iteration()
-        return split.timed("collect_rollouts", collect)(self, *args, **kwargs)
+        return collect(self, *args, **kwargs)
 
     CompiledPPO.collect_rollouts = collect_rollouts
-    CompiledPPO.train = split.timed("update", CompiledPPO.train)
-    CallbackList._on_step = split.timed("callbacks per step", CallbackList._on_step)
-    CallbackList._on_rollout_end = split.timed("callbacks at rollout end",
-                                               CallbackList._on_rollout_end)
-    Logger.dump = split.timed("logger dump", Logger.dump)
+    for (owner, name), part in TIMED.items():
+        setattr(owner, name, split.timed(part, getattr(owner, name)))
     return saved
 
 

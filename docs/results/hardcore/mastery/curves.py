@@ -38,10 +38,8 @@ QUARTERS = ((0, 5e6), (5e6, 10e6), (10e6, 15e6), (15e6, 20e6 + 1))
 ENDS = ("finished", "fell", "time limit")
 
 
-def quarter_means(evaluations: Path) -> list[float]:
+def quarter_means(steps: np.ndarray, returns: np.ndarray) -> list[float]:
     """The mean evaluation return in each quarter of the run."""
-    data = np.load(evaluations)
-    steps, returns = data["timesteps"], data["results"].mean(axis=1)
     return [float(returns[(steps > low) & (steps <= high)].mean()) for low, high in QUARTERS]
 
 
@@ -79,14 +77,15 @@ def main() -> None:
             if episode["end"] == "fell":
                 falls[episode["at"]] += 1
                 courses.append(episode["course"])
-        quarters = ", ".join(f"{m:.0f}" for m in quarter_means(folder / "evaluations.npz"))
+        data = np.load(folder / "evaluations.npz")
+        steps, returns = data["timesteps"], data["results"].mean(axis=1)
+        quarters = ", ".join(f"{m:.0f}" for m in quarter_means(steps, returns))
         counts = " / ".join(str(len(groups[end])) for end in ENDS)
         means = " / ".join(f"{statistics.mean(groups[end]):.0f}" if groups[end] else "-"
                            for end in ENDS)
         print(f"| {name} | {quarters} | {scores['mean']:.1f} | {counts} | {means} |")
-        data = np.load(folder / "evaluations.npz")
-        smooth = np.convolve(data["results"].mean(axis=1), np.ones(10) / 10, mode="valid")
-        axis.plot(data["timesteps"][9:] / 1e6, smooth, label=name, linewidth=1.2)
+        smooth = np.convolve(returns, np.ones(10) / 10, mode="valid")
+        axis.plot(steps[9:] / 1e6, smooth, label=name, linewidth=1.2)
     for label, value in MARKS.items():
         axis.axhline(value, linestyle="--", linewidth=0.8, color="grey")
         axis.text(0.2, value + 4, label, fontsize=8, color="grey")

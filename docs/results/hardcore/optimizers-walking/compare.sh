@@ -2,9 +2,9 @@
 # The optimizers compared where PPO walks (README.md: the design): momentum, fop-momentum and
 # fop-pcap-momentum with the hard-terrain recipe as packaged (compiled), seeds 15-17, 20M PPO
 # steps, JOBS runs at once (default 2), seed-major; adam's arm is mastery/'s length stage. A run
-# whose record is committed under records/ is skipped; an interrupted run resumes from its checkpoint in $RUNS while that folder
-# lasts; $RUNS/STOP starts nothing new. Each finished run's last model is scored on episodes
-# 1000-1099 into its record. STEPS and EPISODES only to check the script.
+# whose record is committed under records/ is skipped; an interrupted run resumes from its
+# checkpoint in $RUNS while that folder lasts; $RUNS/STOP starts nothing new. Each finished run's
+# last model is scored on episodes 1000-1099 into its record. STEPS and EPISODES only to check the script.
 set -uo pipefail
 export HERE=docs/results/hardcore/optimizers-walking RUNS=${RUNS:-runs/optimizers-walking}
 export STEPS=${STEPS:-20000000} EPISODES=${EPISODES:-100}
